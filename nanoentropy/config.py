@@ -1,0 +1,187 @@
+"""
+The one Config dataclass that holds every knob of nanoentropy, and its loader.
+
+Precedence: dataclass defaults < YAML file (--config, flat, overrides only) < --key=value flags.
+Every field has a type, a default and a one-line comment; `python train.py --help` prints them.
+A bad key, a bad type or a bad value stops the run before any work with a message that names the
+key, the value and what is allowed (train.py turns ConfigError into exit code 2).
+The spelling of a knob is the same everywhere: dataclass, YAML, CLI, metrics.jsonl, checkpoint.
+"""
+import argparse
+import dataclasses
+import inspect
+import re
+from dataclasses import dataclass, fields
+
+import yaml
+
+
+@dataclass
+class Config:
+    # run
+    out_dir: str = "out/tiny"           # where config.yaml, metrics.jsonl and checkpoints go
+    seed: int = 0                       # one seed for data, init, sampling (derived per step and rank)
+    device: str = "auto"                # auto | cpu | cuda
+    dtype: str = "auto"                 # auto | float32 | bfloat16 (compute dtype; master weights stay fp32)
+    resume: bool = False                # continue from out_dir/ckpt if it exists
+    # model
+    model_name_or_path: str = "tiny"    # "tiny" (built here) or any HF causal LM id / local folder
+    tiny_hidden: int = 128              # tiny model: hidden size
+    tiny_layers: int = 4                # tiny model: decoder layers
+    tiny_heads: int = 4                 # tiny model: attention heads (2 key/value heads)
+    grad_checkpointing: bool = False    # recompute activations in backward (saves memory on big models)
+    logits_chunk: int = 1024            # tokens projected to the vocabulary at once for logp/entropy
+    fsdp_cpu_offload: bool = False      # torchrun only: keep sharded params and optimizer state on CPU
+    # supervised warm start (tiny model only: a random model never finds reward)
+    sft_steps: int = 600                # steps of next-token training on reference answers (0 = skip)
+    sft_lr: float = 3e-3                # its learning rate
+    sft_batch_size: int = 64            # its batch size
+    base_cache_dir: str = "out/_base"   # warm-started bases are cached here, keyed by their settings
+    # data
+    task: str = "arith"                 # arith | gsm8k | math | jsonl
+    data_path: str = ""                 # gsm8k/math/jsonl: HF dataset id or local .jsonl/.parquet file
+    eval_data_path: str = ""            # held-out file; empty = hold out the last eval_size rows of data_path
+    question_key: str = "question"      # column with the problem text
+    answer_key: str = "answer"          # column with the reference answer (or solution with \boxed{})
+    arith_digits: int = 2               # arith: largest operand has this many digits (difficulty)
+    arith_ops: str = "+-*/"             # arith: operators to draw from ("/" gives fractions)
+    num_train: int = 5000               # arith: number of training problems generated
+    eval_size: int = 200                # number of held-out problems evaluated
+    # rollout
+    prompts_per_step: int = 16          # prompts sampled per RL step (global, across ranks)
+    group_size: int = 8                 # G: completions sampled per prompt
+    max_new_tokens: int = 16            # completion length cap
+    temperature: float = 1.0            # sampling temperature (the loss uses the same one)
+    top_p: float = 1.0                  # nucleus sampling (1.0 = off)
+    top_k: int = 0                      # top-k sampling (0 = off)
+    # optimization
+    num_steps: int = 100                # RL steps (one rollout batch each)
+    lr: float = 1e-4                    # AdamW learning rate
+    warmup_steps: int = 5               # linear lr warmup, in optimizer steps
+    weight_decay: float = 0.0           # AdamW weight decay
+    grad_clip: float = 1.0              # max global grad norm (0 = off)
+    num_minibatches: int = 4            # optimizer steps per rollout batch (>1 so the ratio leaves 1)
+    micro_batch_size: int = 32          # sequences per forward/backward (gradient accumulation)
+    # GRPO loss
+    adv_std_norm: bool = True           # divide advantages by the group std (False = Dr. GRPO)
+    loss_agg: str = "token-mean"        # token-mean | seq-mean-token-mean | seq-mean-token-sum-norm
+    clip_low: float = 0.2               # ratio lower bound is 1 - clip_low
+    clip_high: float = 0.2              # ratio upper bound is 1 + clip_high
+    dual_clip: float = 0.0              # dual-clip constant c > 1 for A < 0 (0 = off)
+    beta_low: float = 0.0               # gradient kept on tokens clipped low (0 = hard clip)
+    beta_high: float = 0.0              # gradient kept on tokens clipped high (0 = hard clip)
+    kl_coef: float = 0.0                # k3 KL to a frozen reference model (0 = no reference loaded)
+    # entropy control (see nanoentropy/entropy.py)
+    entropy_strategy: str = "none"      # one of entropy.STRATEGIES
+    # logging / eval / checkpoints
+    log_samples_every: int = 20         # print a few decoded rollouts every N steps (0 = never)
+    eval_every: int = 20                # held-out eval every N steps (0 = only at start and end)
+    eval_k: int = 4                     # samples per held-out problem for mean@k and pass@k
+    save_every: int = 50                # checkpoint every N steps (0 = only at the end)
+    entropy_change: bool = True         # re-measure the batch entropy after the update (1 extra forward)
+
+
+class ConfigError(ValueError):
+    pass
+
+
+# Allowed values of the string knobs; everything else is checked in validate().
+CHOICES = {
+    "device": ("auto", "cpu", "cuda"),
+    "dtype": ("auto", "float32", "bfloat16"),
+    "task": ("arith", "gsm8k", "math", "jsonl"),
+    "loss_agg": ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"),
+}
+
+
+def _comments():
+    """field name -> its trailing '# comment' in the source above, for --help and error messages."""
+    src = inspect.getsource(Config)
+    return dict(re.findall(r"^\s+(\w+):[^#\n]*#\s*(.*)$", src, flags=re.M))
+
+
+def _convert(name, value, typ):
+    """Coerce a YAML or CLI value to the field's type. bool is parsed by hand: bool("False") is True."""
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("true", "1", "yes"):
+            return True
+        if str(value).lower() in ("false", "0", "no"):
+            return False
+    elif typ is int and not isinstance(value, bool):
+        try:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        except ValueError:
+            pass
+    elif typ is float and not isinstance(value, bool):
+        try:
+            return float(value)  # YAML reads 1e-4 (no dot) as a string, hence float() not isinstance
+        except ValueError:
+            pass
+    elif typ is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise ConfigError(f"config key '{name}' = {value!r}: expected {typ.__name__}")
+
+
+def validate(cfg: Config):
+    from nanoentropy.entropy import STRATEGIES  # the strategy table is the one list of names
+    def need(ok, key, allowed):
+        if not ok:
+            raise ConfigError(f"config key '{key}' = {getattr(cfg, key)!r}: must be {allowed}")
+    for key, allowed in CHOICES.items():
+        need(getattr(cfg, key) in allowed, key, "one of " + ", ".join(allowed))
+    need(cfg.entropy_strategy in STRATEGIES, "entropy_strategy", "one of " + ", ".join(STRATEGIES))
+    for key in ("lr", "sft_lr", "prompts_per_step", "max_new_tokens", "num_minibatches",
+                "micro_batch_size", "eval_k", "logits_chunk", "tiny_hidden", "tiny_layers", "tiny_heads",
+                "sft_batch_size", "num_train", "arith_digits"):
+        need(getattr(cfg, key) > 0, key, "> 0")
+    for key in ("num_steps", "sft_steps", "warmup_steps", "weight_decay", "grad_clip", "top_k",
+                "temperature", "clip_high", "beta_low", "beta_high", "kl_coef", "eval_size",
+                "log_samples_every", "eval_every", "save_every"):
+        need(getattr(cfg, key) >= 0, key, ">= 0")
+    need(cfg.group_size >= 2, "group_size", ">= 2 (a group of 1 has no baseline: every advantage is 0)")
+    need(0 <= cfg.clip_low < 1, "clip_low", "in [0, 1)")
+    need(0 < cfg.top_p <= 1, "top_p", "in (0, 1]")
+    need(cfg.dual_clip == 0 or cfg.dual_clip > 1, "dual_clip", "0 (off) or > 1")
+    need(set(cfg.arith_ops) <= set("+-*/") and cfg.arith_ops, "arith_ops", "a non-empty subset of '+-*/'")
+    need(cfg.task == "arith" or cfg.data_path, "data_path", f"set for task '{cfg.task}'")
+    need((cfg.prompts_per_step * cfg.group_size) % cfg.num_minibatches == 0, "num_minibatches",
+         f"a divisor of prompts_per_step * group_size = {cfg.prompts_per_step * cfg.group_size}")
+
+
+def load_config(argv=None) -> Config:
+    """Defaults < --config YAML < --key=value flags. Raises ConfigError on anything wrong."""
+    comments = _comments()
+    parser = argparse.ArgumentParser(description="nanoentropy RL trainer", allow_abbrev=False,
+                                     argument_default=argparse.SUPPRESS)
+    parser.add_argument("--config", help="flat YAML file of overrides")
+    for f in fields(Config):
+        parser.add_argument(f"--{f.name}", metavar=f.type.__name__.upper(),
+                            help=f"{comments.get(f.name, '')} (default: {f.default!r})")
+    args = vars(parser.parse_args(argv))  # argparse itself exits 2 on an unknown --flag
+    types = {f.name: f.type for f in fields(Config)}
+    values = {}
+    if "config" in args:
+        try:
+            with open(args.pop("config")) as fh:
+                loaded = yaml.safe_load(fh) or {}
+        except (OSError, yaml.YAMLError) as e:
+            raise ConfigError(f"cannot read config file: {e}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError("config file must be a flat mapping of key: value")
+        for k, v in loaded.items():
+            if k not in types:
+                raise ConfigError(f"unknown config key '{k}' in YAML (see python train.py --help)")
+            values[k] = _convert(k, v, types[k])
+    for k, v in args.items():
+        values[k] = _convert(k, v, types[k])
+    cfg = Config(**values)
+    validate(cfg)
+    return cfg
+
+
+def to_yaml(cfg: Config) -> str:
+    return yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False)

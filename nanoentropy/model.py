@@ -1,0 +1,212 @@
+"""
+The policy: loading it, the tiny model and its character tokenizer, the supervised warm start,
+and the one function that turns (prompt, completion) into per-token log-probs and entropy.
+
+Shapes: B = sequences in a batch, P = prompt length (left-padded), T = completion length
+(right-padded), D = hidden size, V = vocabulary size, N = number of real completion tokens.
+
+How we depart from a stock Hugging Face setup:
+1) the tiny model is a real Qwen2 (about 0.8M parameters) with a character-level
+   PreTrainedTokenizerFast, so save_pretrained / from_pretrained round-trip both and the code path
+   that trains it is the same one that trains Qwen2.5-0.5B;
+2) log-probs and entropy never go through model(...).logits: we take the final hidden states and
+   project them to the vocabulary a chunk of tokens at a time, recomputing each chunk in backward
+   (activation checkpointing), so a 152k vocabulary never needs a (N, V) fp32 tensor at once;
+3) logits are divided by the sampling temperature before the softmax, so the loss models exactly
+   the distribution the sampler drew from (top-p / top-k truncation is not modelled; keep them off
+   for training, which is the default).
+"""
+import hashlib
+import json
+import os
+import string
+
+import torch
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+# -----------------------------------------------------------------------------
+# the tiny model: a character tokenizer and a small Qwen2
+
+
+def build_char_tokenizer():
+    """A character-level PreTrainedTokenizerFast over printable ASCII plus newline.
+    <eos> ends every answer; <pad> fills; anything outside the alphabet becomes <unk>."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+    chars = ["\n"] + [chr(c) for c in range(32, 127)]
+    vocab = {tok: i for i, tok in enumerate(["<pad>", "<eos>", "<unk>"] + chars)}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")  # one char = one token
+    tok.decoder = decoders.Fuse()  # join tokens with no spaces in between
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<eos>",
+                                   unk_token="<unk>", clean_up_tokenization_spaces=False)
+
+
+def build_tiny_model(cfg, tokenizer):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+    mcfg = Qwen2Config(
+        vocab_size=len(tokenizer), hidden_size=cfg.tiny_hidden, intermediate_size=4 * cfg.tiny_hidden,
+        num_hidden_layers=cfg.tiny_layers, num_attention_heads=cfg.tiny_heads,
+        num_key_value_heads=max(1, cfg.tiny_heads // 2), max_position_embeddings=512,
+        tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id, bos_token_id=None,
+    )
+    torch.manual_seed(cfg.seed)  # same init for the same seed
+    return Qwen2ForCausalLM(mcfg)
+
+# -----------------------------------------------------------------------------
+# loading any policy
+
+
+def load_policy(cfg, device):
+    """Returns (model in fp32 on device, tokenizer). fp32 master weights on purpose: bf16 weights
+    silently stop learning at RL learning rates (an update of 1e-6 * w rounds away); the forward
+    runs in cfg's compute dtype under autocast instead (see compute_dtype)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    if cfg.model_name_or_path == "tiny":
+        tokenizer = build_char_tokenizer()
+        model = build_tiny_model(cfg, tokenizer)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(cfg.model_name_or_path)
+        model = AutoModelForCausalLM.from_pretrained(cfg.model_name_or_path, dtype=torch.float32,
+                                                     attn_implementation="sdpa")
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    # Hugging Face generation_config files carry sampling defaults (Qwen2.5: top_k 20, top_p 0.8,
+    # repetition_penalty 1.05). Our sampler never reads them, but model.generate would: blank them
+    # so the benchmark's generate and anything else calling it samples what the config says.
+    gc = model.generation_config
+    gc.top_k, gc.top_p, gc.temperature, gc.repetition_penalty, gc.do_sample = None, None, None, None, True
+    if cfg.grad_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.config.use_cache = False  # the training forward never uses the cache; the sampler passes its own
+    return model.to(device), tokenizer
+
+
+def eos_ids(model, tokenizer):
+    """Every id that ends a completion: the tokenizer's EOS and every EOS of the generation config
+    (Qwen2.5-Instruct has two: <|im_end|> and <|endoftext|>)."""
+    ids = {tokenizer.eos_token_id}
+    extra = model.generation_config.eos_token_id
+    ids.update(extra if isinstance(extra, (list, tuple)) else [extra])
+    return sorted(i for i in ids if i is not None)
+
+
+def format_prompt(tokenizer, text):
+    """Instruct models get their chat template; base models and the tiny model get the raw text."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+                                             add_generation_prompt=True)
+    return text
+
+
+def compute_dtype(cfg, device):
+    """(dtype, reason). bf16 on GPUs that support it; fp32 on CPU (CPU bf16 matmuls are slow and
+    the tiny model does not need them)."""
+    if cfg.dtype != "auto":
+        return getattr(torch, cfg.dtype), "set in config"
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16, "auto: GPU supports bf16"
+    return torch.float32, f"auto: {device.type} -> fp32"
+
+# -----------------------------------------------------------------------------
+# per-token log-probs and full-vocabulary entropy
+
+
+def _logp_entropy_chunk(h, targets, head, temperature):
+    """h: (n, D) final hidden states, targets: (n,) token ids -> logp (n,), entropy (n,), fp32."""
+    logits = head(h).float() / temperature          # (n, V) fp32: log-softmax in bf16 keeps ~3 digits
+    logz = torch.logsumexp(logits, dim=-1)          # (n,)
+    logp = logits.gather(-1, targets[:, None]).squeeze(-1) - logz   # (n,) log pi(y_t)
+    probs = torch.softmax(logits, dim=-1)           # (n, V)
+    entropy = logz - (probs * logits).sum(-1)       # (n,) H = log Z - E_p[z], always >= 0
+    return logp, entropy
+
+
+def policy_logp_entropy(model, prompt_ids, prompt_mask, completion_ids, completion_mask,
+                        temperature=1.0, chunk_size=1024, with_entropy=True):
+    """
+    One forward over prompt + completion. Returns logp (B, T) of the completion tokens and their
+    full-vocabulary entropy (B, T), both fp32, zero where completion_mask is 0.
+    prompt_ids/prompt_mask:         (B, P) left-padded
+    completion_ids/completion_mask: (B, T) right-padded; the mask covers the tokens up to and
+                                    including the EOS
+    chunk_size: tokens projected to the vocabulary at once (memory ~ chunk_size * V * 4 bytes * 3)
+    """
+    input_ids = torch.cat([prompt_ids, completion_ids], dim=1)              # (B, P+T)
+    attn = torch.cat([prompt_mask, completion_mask], dim=1).long()           # (B, P+T)
+    # left padding shifts every row differently: positions count real tokens only
+    position_ids = (attn.cumsum(1) - 1).clamp(min=0)                         # (B, P+T)
+    # logits_to_keep=1: we only want hidden states; don't let HF project every position to V
+    out = model(input_ids=input_ids, attention_mask=attn, position_ids=position_ids,
+                output_hidden_states=True, logits_to_keep=1, use_cache=False)
+    P, T = prompt_ids.shape[1], completion_ids.shape[1]
+    h = out.hidden_states[-1][:, P - 1:P + T - 1]   # (B, T, D): position P-1+t predicts completion token t
+    sel = completion_mask.bool()                     # (B, T)
+    h, targets = h[sel], completion_ids[sel]         # (N, D), (N,): skip padding entirely
+    head = model.get_output_embeddings()
+    logp_parts, ent_parts = [], []
+    for i in range(0, h.shape[0], chunk_size):
+        args = (h[i:i + chunk_size], targets[i:i + chunk_size], head, temperature)
+        if torch.is_grad_enabled():
+            # recompute this chunk's logits in backward instead of keeping them: peak memory is one
+            # chunk of (chunk_size, V), not (N, V)
+            lp, ent = checkpoint(_logp_entropy_chunk, *args, use_reentrant=False)
+        else:
+            lp, ent = _logp_entropy_chunk(*args)
+        logp_parts.append(lp)
+        ent_parts.append(ent)
+    logp = torch.zeros(completion_ids.shape, dtype=torch.float32, device=h.device)   # (B, T)
+    entropy = torch.zeros_like(logp)                                                  # (B, T)
+    if h.shape[0]:
+        logp = logp.masked_scatter(sel, torch.cat(logp_parts))
+        entropy = entropy.masked_scatter(sel, torch.cat(ent_parts))
+    return logp, entropy
+
+# -----------------------------------------------------------------------------
+# supervised warm start (the tiny model only)
+
+
+def warm_start(model, tokenizer, examples, cfg, device):
+    """
+    Next-token training on (prompt, reference answer) pairs so that RL starts from a policy that
+    sometimes gets reward. Cached under cfg.base_cache_dir, keyed by every setting that changes the
+    result, so runs of different strategies start from the very same base. Returns the model.
+    examples: list of (prompt_text, completion_text) where completion_text ends the answer.
+    """
+    from tqdm import tqdm
+    key_fields = ["seed", "tiny_hidden", "tiny_layers", "tiny_heads", "sft_steps", "sft_lr",
+                  "sft_batch_size", "task", "arith_digits", "arith_ops", "num_train"]
+    key = hashlib.sha1(json.dumps({k: getattr(cfg, k) for k in key_fields}).encode()).hexdigest()[:10]
+    path = os.path.join(cfg.base_cache_dir, key)
+    if os.path.exists(os.path.join(path, "model.safetensors")):
+        from transformers import AutoModelForCausalLM
+        print(f"warm start: loading cached base from {path}")
+        return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device), path
+    g = torch.Generator().manual_seed(cfg.seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.sft_lr, weight_decay=0.0)
+    eos = tokenizer.eos_token
+    model.train()
+    for step in tqdm(range(cfg.sft_steps), desc="warm start", unit="step"):
+        idx = torch.randint(len(examples), (cfg.sft_batch_size,), generator=g).tolist()
+        texts = [examples[i][0] + examples[i][1] + eos for i in idx]
+        enc = tokenizer(texts, return_tensors="pt", padding=True).to(device)
+        labels = enc.input_ids.masked_fill(enc.attention_mask == 0, -100)
+        for row, i in enumerate(idx):  # train on the answer only, not on the prompt
+            labels[row, :len(tokenizer(examples[i][0]).input_ids)] = -100
+        lr = cfg.sft_lr * min(1.0, (step + 1) / 50) * (1 - step / cfg.sft_steps)  # warmup, linear decay
+        for group in opt.param_groups:
+            group["lr"] = lr
+        loss = model(**enc, labels=labels).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    # write to a temporary name and rename: a crash never leaves a half-written base
+    tmp = path + ".tmp"
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    os.replace(tmp, path) if not os.path.exists(path) else None
+    print(f"warm start: saved base to {path}")
+    return model, path

@@ -1,0 +1,282 @@
+"""
+nanoentropy: the whole RL-with-verifiable-rewards loop, top to bottom, no Trainer class.
+
+  CPU, tiny model, minutes:   python train.py --config configs/tiny.yaml
+  one GPU, Qwen2.5-0.5B:      python train.py --config configs/qwen2.5-0.5b-gsm8k.yaml
+  many GPUs (FSDP2):          torchrun --nproc_per_node=8 train.py --config configs/qwen2.5-1.5b-math.yaml
+  any knob from the CLI:      python train.py --config configs/tiny.yaml --entropy_strategy=clip_cov --lr=5e-5
+
+Per step: sample prompts -> roll out G completions each (our KV-cached sampler) -> reward with
+verify.py -> group advantages -> num_minibatches optimizer steps over the same rollouts (so the ratio
+leaves 1 and clipping matters), each accumulated over micro-batches -> log, eval, checkpoint.
+Shapes: Bp = prompts on this rank, G = group_size, B = Bp * G sequences, T = completion length.
+Tags: "ALGO" marks where new ideas belong, "PLUMBING" what you should rarely need to touch.
+"""
+import json
+import math
+import os
+import random
+import sys
+import time
+from contextlib import nullcontext
+
+import torch
+from tqdm import tqdm
+
+from nanoentropy import dist
+from nanoentropy.config import ConfigError, load_config, to_yaml
+from nanoentropy.data import DataError, get_problems
+from nanoentropy.entropy import STRATEGIES
+from nanoentropy.grpo import group_advantages, masked_mean
+from nanoentropy.model import (compute_dtype, eos_ids, format_prompt, load_policy, policy_logp_entropy,
+                               warm_start)
+from nanoentropy.rollout import encode_prompts, generate
+from verify import batch_reward
+
+# -----------------------------------------------------------------------------
+# PLUMBING: config. Bad keys and values stop here, before any work, with exit code 2.
+try:
+    cfg = load_config(sys.argv[1:])
+    ddp, rank, local_rank, world_size, device = dist.compute_init(cfg)
+    assert cfg.prompts_per_step % world_size == 0, "prompts_per_step must divide by the number of ranks"
+    train_set, held_out, n_skipped = get_problems(cfg)
+except (ConfigError, DataError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+master = rank == 0
+os.makedirs(cfg.out_dir, exist_ok=True)
+dist.print0(to_yaml(cfg))
+if master:
+    with open(os.path.join(cfg.out_dir, "config.yaml"), "w") as f:
+        f.write(to_yaml(cfg))
+dist.print0(f"data: {len(train_set)} train / {len(held_out)} held-out problems, {n_skipped} rows skipped "
+            f"(no question or no answer)")
+torch.manual_seed(cfg.seed)
+dtype, dtype_reason = compute_dtype(cfg, device)
+autocast = torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else nullcontext()
+dist.print0(f"device {device}, world size {world_size}, compute dtype {dtype} ({dtype_reason})")
+
+# -----------------------------------------------------------------------------
+# PLUMBING: model, tokenizer, warm start, optional frozen reference
+model, tokenizer = load_policy(cfg, device)
+if cfg.model_name_or_path == "tiny" and cfg.sft_steps > 0:
+    # a random model never emits a correct answer, so RL would see reward 0 forever. Every rank
+    # trains (or loads) the identical base; only rank 0 writes the cache.
+    model, _ = warm_start(model, tokenizer, [(p["prompt"], p["reference"]) for p in train_set], cfg, device)
+stop_ids = eos_ids(model, tokenizer)
+ref_model = None
+if cfg.kl_coef > 0:  # no reference model is loaded at all when the KL is off
+    ref_model, _ = load_policy(cfg, device)
+    ref_model.load_state_dict(model.state_dict())
+    ref_model.requires_grad_(False).eval()
+n_params = sum(p.numel() for p in model.parameters())
+if ddp:
+    model = dist.wrap_fsdp(model, cfg, world_size)
+dist.print0(f"model: {cfg.model_name_or_path}, {n_params / 1e6:.2f}M parameters, stop ids {stop_ids}")
+
+# -----------------------------------------------------------------------------
+# ALGO: optimizer, lr schedule, strategy
+optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999))
+def lr_at(opt_step):  # linear warmup then constant, as most RLVR recipes
+    return cfg.lr * min(1.0, (opt_step + 1) / max(1, cfg.warmup_steps))
+strategy_loss, strategy_update = STRATEGIES[cfg.entropy_strategy]
+strategy_state = {}  # owned by the strategy, saved in checkpoints
+
+# -----------------------------------------------------------------------------
+# PLUMBING: resume
+ckpt_dir = os.path.join(cfg.out_dir, "ckpt")
+start_step = 0
+if cfg.resume and os.path.exists(os.path.join(ckpt_dir, "trainer_state.pt")):
+    state = dist.load_checkpoint(ckpt_dir, model, optimizer, world_size)
+    start_step, strategy_state = state["step"], state["strategy_state"]
+    dist.print0(f"resumed from {ckpt_dir} at step {start_step}")
+metrics_path = os.path.join(cfg.out_dir, "metrics.jsonl")
+if master:  # keep metrics.jsonl consistent with the step we restart from
+    old = [l for l in open(metrics_path)] if start_step and os.path.exists(metrics_path) else []
+    with open(metrics_path, "w") as f:
+        f.writelines(l for l in old if json.loads(l)["step"] < start_step)
+
+# -----------------------------------------------------------------------------
+# helpers used only here
+
+
+def rollout(problems, group_size, temperature, gen):
+    """Prompts -> G completions each. Returns the batch dict (rows prompt-major) and the texts."""
+    prompts = [format_prompt(tokenizer, p["prompt"]) for p in problems]
+    p_ids, p_mask = encode_prompts(tokenizer, prompts, device)                            # (Bp, P)
+    with autocast, dist.gathered_params(model):
+        c_ids, c_mask, sampler_logp = generate(model, p_ids, p_mask, group_size, cfg.max_new_tokens, stop_ids,
+                                               tokenizer.pad_token_id, temperature, cfg.top_k, cfg.top_p, gen)
+    texts = tokenizer.batch_decode(c_ids.masked_fill(c_mask == 0, tokenizer.pad_token_id), skip_special_tokens=True)
+    batch = {"prompt_ids": p_ids.repeat_interleave(group_size, 0), "prompt_mask": p_mask.repeat_interleave(group_size, 0),
+             "completion_ids": c_ids, "mask": c_mask, "sampler_logp": sampler_logp}            # (B, P), (B, T)
+    return batch, texts
+
+
+def rows(batch, idx):
+    """Select rows idx of a batch and trim padding columns no row uses (less compute per micro-batch)."""
+    out = {k: v[idx] for k, v in batch.items()}
+    T = max(int(out["mask"].sum(1).max()), 1)
+    P = out["prompt_mask"].shape[1] - int(out["prompt_mask"].argmax(1).min())  # left padding: first real col
+    for k in ("completion_ids", "mask", "sampler_logp", "old_logp", "ref_logp", "entropy_before"):
+        if k in out:
+            out[k] = out[k][:, :T]
+    out["prompt_ids"], out["prompt_mask"] = out["prompt_ids"][:, -P:], out["prompt_mask"][:, -P:]
+    return out
+
+
+def forward(net, mb):
+    """(logp, entropy), each (B, T) fp32, of the completion tokens under net."""
+    with autocast:
+        return policy_logp_entropy(net, mb["prompt_ids"], mb["prompt_mask"], mb["completion_ids"], mb["mask"],
+                                   cfg.temperature, cfg.logits_chunk)
+
+
+@torch.no_grad()
+def score_batch(net, batch, key_logp, key_ent=None):
+    """No-grad forward over the whole batch in micro-batches; stores (B, T) results under the keys."""
+    net.eval()
+    outs = [forward(net, rows(batch, idx)) for idx in torch.arange(len(batch["mask"])).split(cfg.micro_batch_size)]
+    T = batch["mask"].shape[1]
+    pad = lambda x: torch.nn.functional.pad(x, (0, T - x.shape[1]))
+    batch[key_logp] = torch.cat([pad(o[0]) for o in outs])
+    if key_ent:
+        batch[key_ent] = torch.cat([pad(o[1]) for o in outs])
+    net.train()
+
+
+def evaluate(step):
+    """Held-out accuracy: greedy (pass@1 at T=0) and mean@k / pass@k over eval_k samples at cfg.temperature."""
+    shard = held_out[rank::world_size]
+    greedy, mean_k, pass_k = 0.0, 0.0, 0.0
+    gen = torch.Generator(device).manual_seed(cfg.seed * 7919 + step * 31 + rank)
+    for i in range(0, len(shard), 64):
+        chunk = shard[i:i + 64]
+        _, texts = rollout(chunk, 1, 0.0, gen)
+        greedy += sum(batch_reward(texts, [p["truth"] for p in chunk])[0])
+        _, texts = rollout(chunk, cfg.eval_k, cfg.temperature, gen)
+        r = torch.tensor(batch_reward(texts, [p["truth"] for p in chunk for _ in range(cfg.eval_k)])[0])
+        r = r.view(len(chunk), cfg.eval_k)
+        mean_k += r.mean(1).sum().item()
+        pass_k += (r.max(1).values > 0).sum().item()
+    n = dist.all_reduce_sum(float(len(shard)))
+    return {"eval/greedy_acc": dist.all_reduce_sum(greedy) / n, f"eval/mean@{cfg.eval_k}": dist.all_reduce_sum(mean_k) / n,
+            f"eval/pass@{cfg.eval_k}": dist.all_reduce_sum(pass_k) / n}
+
+
+def log(metrics):
+    if master:
+        with open(metrics_path, "a") as f:
+            f.write(json.dumps(metrics) + "\n")
+
+# -----------------------------------------------------------------------------
+# the loop
+Bp = cfg.prompts_per_step // world_size                 # prompts on this rank; a prompt's G samples stay on one rank
+B = Bp * cfg.group_size                                  # sequences on this rank per step
+assert B % cfg.num_minibatches == 0, "prompts_per_step / world_size * group_size must divide by num_minibatches"
+mini = B // cfg.num_minibatches                          # sequences per optimizer step on this rank
+bar = tqdm(range(start_step, cfg.num_steps), desc="rl", unit="step", disable=not master, initial=start_step,
+           total=cfg.num_steps)
+for step in bar:
+    t0 = time.time()
+    metrics = {"step": step}
+    # ---- eval (PLUMBING)
+    if step == start_step or (cfg.eval_every and step % cfg.eval_every == 0):
+        metrics.update(evaluate(step))
+
+    # ---- rollout: every rank draws the same global prompt list, then takes its own slice
+    rng = random.Random(cfg.seed * 1_000_003 + step)
+    problems = rng.sample(train_set, cfg.prompts_per_step)[rank::world_size]
+    gen = torch.Generator(device).manual_seed(cfg.seed * 1_000_003 + step * 101 + rank)
+    t_roll = time.time()
+    batch, texts = rollout(problems, cfg.group_size, cfg.temperature, gen)
+    t_roll = time.time() - t_roll
+
+    # ---- ALGO: reward and advantages
+    t_rew = time.time()
+    truths = [p["truth"] for p in problems for _ in range(cfg.group_size)]
+    rewards, n_timeouts = batch_reward(texts, truths)
+    rewards = torch.tensor(rewards, dtype=torch.float32, device=device).view(Bp, cfg.group_size)  # (Bp, G)
+    t_rew = time.time() - t_rew
+    batch["adv"] = group_advantages(rewards, cfg.adv_std_norm)                                     # (B,)
+    batch["acc"] = rewards.mean(1).repeat_interleave(cfg.group_size)                               # (B,) group accuracy
+
+    # ---- old log-probs: recomputed by the training forward, not taken from the sampler, so that
+    # the first update's ratio is exactly 1 (sampler and trainer kernels can differ, bf16 especially)
+    t_upd = time.time()
+    score_batch(model, batch, "old_logp", "entropy_before")
+    if ref_model is not None:
+        score_batch(ref_model, batch, "ref_logp")
+
+    # ---- ALGO: num_minibatches optimizer steps over the same rollouts, each accumulated over micro-batches
+    acc_stats, acc_w = {}, 0.0
+    for m in range(cfg.num_minibatches):
+        opt_step = step * cfg.num_minibatches + m
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(opt_step)
+        idx = torch.arange(m * mini, (m + 1) * mini)
+        # normalisers over the whole mini-batch on all ranks: micro-batching and sharding leave the gradient unchanged
+        norm = {"n_tok": dist.all_reduce_sum(batch["mask"][idx].sum().float()).clamp(min=1),
+                "n_seq": mini * world_size, "max_len": cfg.max_new_tokens}
+        optimizer.zero_grad(set_to_none=True)
+        for micro in idx.split(cfg.micro_batch_size):
+            mb = rows(batch, micro)
+            mb["logp"], mb["entropy"] = forward(model, mb)
+            mb.update(norm=norm, step=step, gen=torch.Generator().manual_seed(cfg.seed + 7 * opt_step))
+            loss, stats = strategy_loss(mb, cfg, strategy_state)   # ALGO: the one call into entropy.py
+            loss.backward()  # each micro-batch loss is already divided by the mini-batch counts: grads just add up
+            w = mb["mask"].sum().item()
+            for k, v in stats.items():
+                acc_stats[k] = acc_stats.get(k, 0.0) + v * w
+            acc_w += w
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+        optimizer.step()
+    t_upd = time.time() - t_upd
+
+    # ---- logging (the strategy's update_fn is the one call in the logging path)
+    mask = batch["mask"]
+    n_tok = dist.all_reduce_sum(mask.sum().float())
+    gsum = lambda x: dist.all_reduce_sum((x * mask).sum().float()).item() / n_tok.item()  # global token-mean
+    metrics.update({
+        "rollout/reward": dist.all_reduce_sum(rewards.mean().item()) / world_size,
+        "rollout/zero_std_frac": dist.all_reduce_sum((rewards.std(1) == 0).float().mean().item()) / world_size,
+        "rollout/len": n_tok.item() / (B * world_size),
+        "rollout/verify_timeouts": int(dist.all_reduce_sum(float(n_timeouts))),
+        "policy/entropy": gsum(batch["entropy_before"]),           # full-vocabulary entropy, fp32, before the update
+        "policy/surprisal": gsum(-batch["old_logp"]),              # mean -log p of the sampled tokens
+        "policy/sampler_logp_gap": gsum((batch["sampler_logp"] - batch["old_logp"]).abs()),
+        "opt/grad_norm": float(grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm),
+        "opt/lr": lr_at(opt_step),
+    })
+    metrics.update({k: dist.all_reduce_sum(v / max(acc_w, 1)) / world_size for k, v in acc_stats.items()})
+    if cfg.entropy_change:
+        score_batch(model, batch, "logp_after", "entropy_after")
+        metrics["policy/entropy_after"] = gsum(batch["entropy_after"])
+        metrics["policy/entropy_change"] = metrics["policy/entropy_after"] - metrics["policy/entropy"]
+    if strategy_update is not None:
+        metrics.update(strategy_update(strategy_state, cfg, metrics) or {})
+    dt = time.time() - t0
+    metrics.update({"perf/rollout_tok_per_s": n_tok.item() / max(t_roll, 1e-9), "perf/train_tok_per_s":
+                    n_tok.item() * cfg.num_minibatches / max(t_upd, 1e-9), "time/rollout_s": t_roll,
+                    "time/reward_s": t_rew, "time/update_s": t_upd, "time/step_s": dt})
+    if step == cfg.num_steps - 1:
+        metrics.update(evaluate(step + 1))
+    log(metrics)
+    bar.set_postfix(reward=f"{metrics['rollout/reward']:.3f}", H=f"{metrics['policy/entropy']:.3f}")
+    line = " | ".join(f"{k.split('/')[-1]} {v:.4g}" for k, v in metrics.items()
+                      if k in ("rollout/reward", "policy/entropy", "policy/clip_frac_low", "policy/clip_frac_high",
+                               "policy/approx_kl", "opt/grad_norm", "rollout/len") or k.startswith("eval/"))
+    if master:
+        tqdm.write(f"step {step:4d} | {line} | {dt:.2f}s")
+        if cfg.log_samples_every and step % cfg.log_samples_every == 0:
+            for i in range(0, min(len(texts), 3 * cfg.group_size), cfg.group_size):
+                tqdm.write(f"    {problems[i // cfg.group_size]['prompt'][-60:]!r} -> {texts[i][:80]!r} "
+                           f"(truth {truths[i]}, reward {rewards.view(-1)[i].item():.0f})")
+
+    # ---- checkpoint (PLUMBING): HF model + tokenizer + trainer state, temp name then rename
+    if (cfg.save_every and (step + 1) % cfg.save_every == 0) or step == cfg.num_steps - 1:
+        dist.save_checkpoint(ckpt_dir, model, tokenizer, optimizer, {
+            "step": step + 1, "strategy_state": strategy_state, "world_size": world_size, "config": to_yaml(cfg)})
+
+dist.print0(f"done: {cfg.num_steps} steps, metrics in {metrics_path}, checkpoint in {ckpt_dir}")
+dist.cleanup()
