@@ -73,6 +73,41 @@ class Config:
     kl_coef: float = 0.0                # k3 KL to a frozen reference model (0 = no reference loaded)
     # entropy control (see nanoentropy/entropy.py)
     entropy_strategy: str = "none"      # one of entropy.STRATEGIES
+    # entropy: clip_higher
+    clip_higher_eps_high: float = 0.28  # upper clip width (DAPO); lower stays clip_low
+    # entropy: entropy_bonus
+    entropy_bonus_coef: float = 1e-3    # loss -= coef * aggregated token entropy
+    # entropy: adaptive_entropy
+    adaptive_entropy_init: float = 0.0  # initial bonus coefficient c (Skywork-OR1)
+    adaptive_entropy_target: float = 0.2  # bonus on only while batch entropy < this (nats)
+    adaptive_entropy_delta: float = 1e-4  # step of c per RL step, up below target, down above
+    adaptive_entropy_max: float = 5e-3  # c is clipped to [0, this]
+    # entropy: clip_cov
+    clip_cov_ratio: float = 2e-4        # fraction of valid tokens whose gradient is cut (0 = none)
+    clip_cov_lb: float = 1.0            # candidates have covariance strictly above this
+    clip_cov_ub: float = 5.0            # ... and strictly below this
+    # entropy: kl_cov
+    kl_cov_ratio: float = 2e-3          # fraction (not percent) of top-covariance tokens penalised
+    kl_cov_coef: float = 1.0            # beta of the |log r| penalty on them
+    # entropy: aer
+    aer_tau: float = 0.4                # prompts with group accuracy <= tau get the bonus
+    aer_rho: float = 0.5                # target entropy = rho * first-step entropy
+    aer_coef_init: float = 0.0          # initial global coefficient alpha
+    aer_lr: float = 1e-2                # alpha += lr * (target - entropy) each RL step
+    aer_coef_max: float = 0.05          # alpha is clipped to [0, this]
+    # entropy: fec
+    fec_schedule: str = "id"            # static | id | did | od (flexible entropy control)
+    fec_upper_slope: float = -0.25      # a_u of the upper bound H(p)
+    fec_upper_intercept: float = 0.5    # b_u of the upper bound H(p)
+    fec_lower_slope: float = -0.13      # a_l of the lower bound M(p)
+    fec_lower_intercept: float = 0.3    # b_l of the lower bound M(p)
+    fec_clip_min: float = 0.05          # lower clamp of H(p) and M(p)
+    fec_clip_max: float = 0.6           # upper clamp of H(p) and M(p)
+    fec_eps_std: float = 0.2            # the standard clip width the schedules blend with
+    fec_phase_split: float = 0.5        # id/did: fraction of num_steps in phase 1
+    fec_od_min_ratio: float = 0.2       # od: H_min = ratio * H_init
+    fec_od_h_init: float = 0.0          # od: H_init (0 = the first step's entropy)
+    fec_od_init_mode: str = "suppress"  # od: mode before the first switch (suppress | boost)
     # logging / eval / checkpoints
     log_samples_every: int = 20         # print a few decoded rollouts every N steps (0 = never)
     eval_every: int = 20                # held-out eval every N steps (0 = only at start and end)
@@ -91,6 +126,8 @@ CHOICES = {
     "dtype": ("auto", "float32", "bfloat16"),
     "task": ("arith", "gsm8k", "math", "jsonl"),
     "loss_agg": ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"),
+    "fec_schedule": ("static", "id", "did", "od"),
+    "fec_od_init_mode": ("suppress", "boost"),
 }
 
 
@@ -150,6 +187,18 @@ def validate(cfg: Config):
     need(cfg.task == "arith" or cfg.data_path, "data_path", f"set for task '{cfg.task}'")
     need((cfg.prompts_per_step * cfg.group_size) % cfg.num_minibatches == 0, "num_minibatches",
          f"a divisor of prompts_per_step * group_size = {cfg.prompts_per_step * cfg.group_size}")
+    for key in ("clip_higher_eps_high", "entropy_bonus_coef", "adaptive_entropy_init", "adaptive_entropy_target",
+                "adaptive_entropy_delta", "adaptive_entropy_max", "kl_cov_coef", "aer_rho", "aer_coef_init",
+                "aer_lr", "aer_coef_max", "fec_clip_min", "fec_od_h_init"):
+        need(getattr(cfg, key) >= 0, key, ">= 0")
+    for key in ("clip_cov_ratio", "kl_cov_ratio", "aer_tau", "fec_od_min_ratio"):
+        need(0 <= getattr(cfg, key) <= 1, key, "in [0, 1]")
+    need(cfg.clip_cov_lb < cfg.clip_cov_ub, "clip_cov_lb", f"< clip_cov_ub = {cfg.clip_cov_ub}")
+    need(cfg.fec_clip_min <= cfg.fec_clip_max, "fec_clip_min", f"<= fec_clip_max = {cfg.fec_clip_max}")
+    need(0 <= cfg.fec_eps_std < 1, "fec_eps_std", "in [0, 1)")
+    need(0 < cfg.fec_phase_split < 1, "fec_phase_split", "in (0, 1)")
+    need(cfg.fec_upper_slope < 1, "fec_upper_slope", "< 1 (else H(p) divides by 1 - a_u p <= 0)")
+    need(cfg.fec_lower_slope > -1, "fec_lower_slope", "> -1 (else M(p) divides by 1 + a_l p <= 0)")
 
 
 def load_config(argv=None) -> Config:
