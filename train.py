@@ -62,7 +62,7 @@ model, tokenizer = load_policy(cfg, device)
 if cfg.model_name_or_path == "tiny" and cfg.sft_steps > 0:
     # a random model never emits a correct answer, so RL would see reward 0 forever. Every rank
     # trains (or loads) the identical base; only rank 0 writes the cache.
-    model, _ = warm_start(model, tokenizer, [(p["prompt"], p["reference"]) for p in train_set], cfg, device)
+    model, _ = warm_start(model, tokenizer, [(p["prompt"], p["reference"]) for p in train_set], cfg, device, master)
 stop_ids = eos_ids(model, tokenizer)
 ref_model = None
 if cfg.kl_coef > 0:  # no reference model is loaded at all when the KL is off
@@ -224,6 +224,7 @@ for step in bar:
             mb["logp"], mb["entropy"] = forward(model, mb)
             mb.update(norm=norm, step=step, gen=torch.Generator().manual_seed(cfg.seed + 7 * opt_step))
             loss, stats = strategy_loss(mb, cfg, strategy_state)   # ALGO: the one call into entropy.py
+            stats.pop("clipped", None)
             loss.backward()  # each micro-batch loss is already divided by the mini-batch counts: grads just add up
             w = mb["mask"].sum().item()
             for k, v in stats.items():

@@ -36,6 +36,7 @@ class Config:
     sft_steps: int = 600                # steps of next-token training on reference answers (0 = skip)
     sft_lr: float = 3e-3                # its learning rate
     sft_batch_size: int = 64            # its batch size
+    sft_noise: float = 0.0              # fraction of warm-start answers replaced by a near miss
     base_cache_dir: str = "out/_base"   # warm-started bases are cached here, keyed by their settings
     # data
     task: str = "arith"                 # arith | gsm8k | math | jsonl

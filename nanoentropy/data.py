@@ -3,7 +3,7 @@ Problems for RL: a generated arithmetic task for the tiny model, and loaders for
 datasets and any local JSONL / parquet file (through datasets.load_dataset).
 
 A problem is a dict: {"question": raw text, "prompt": text fed to the model, "truth": final answer
-string checked by verify.py, "reference": a full reference completion (arith only, for the warm start)}.
+string checked by verify.py, "reference": the reference answer the warm start imitates (arith only)}.
 
 Choices worth knowing:
 1) arith answers come in several forms: integers, negatives (from "-") and reduced fractions (from
@@ -13,6 +13,7 @@ Choices worth knowing:
 3) a row without a usable answer is skipped and counted, never silently turned into "".
 """
 import random
+import zlib
 from fractions import Fraction
 
 from verify import extract_answer
@@ -40,6 +41,15 @@ def arith_answer(a, op, b):
     return str(val.numerator) if val.denominator == 1 else f"{val.numerator}/{val.denominator}"
 
 
+def corrupt_answer(answer):
+    """The near miss a noisy teacher writes: the last digit moved up by one, 9 wrapping to 0 ('46' ->
+    '47', '3/4' -> '3/5', '-9' -> '-0'; always a wrong answer). One consistent slip, so the
+    warm-started policy learns "right answer, or right answer with the last digit bumped" and RL
+    can unlearn the slip as a rule that carries over to held-out problems."""
+    i = max(j for j, ch in enumerate(answer) if ch.isdigit())
+    return answer[:i] + str((int(answer[i]) + 1) % 10) + answer[i + 1:]
+
+
 def make_arith(cfg):
     """Returns (train, held_out) lists of problems for the generated task, seeded by cfg.seed."""
     rng = random.Random(cfg.seed)
@@ -58,7 +68,7 @@ def make_arith(cfg):
         seen.add((a, op, b))
         q = f"{a}{op}{b}"
         problems.append({"question": q, "prompt": TEMPLATES["arith"].format(question=q),
-                         "truth": ans, "reference": f"\\boxed{{{ans}}}"})
+                         "truth": ans, "reference": ans})
     return problems[cfg.eval_size:], problems[:cfg.eval_size]
 
 

@@ -23,22 +23,13 @@ import torch
 from nanoentropy.grpo import clip_stats, grpo_loss, kl_k3, masked_agg, masked_mean, token_objective
 
 
-def _clipped(mb, cfg, clip_low, clip_high):
-    """(B, T) bool: valid tokens the PPO clip froze (low, high or dual). grpo_loss keeps its masks to
-    itself, so we redo the cheap elementwise part without grad instead of editing grpo.py."""
-    with torch.no_grad():
-        _, info = token_objective(mb["logp"], mb["old_logp"], mb["adv"], clip_low, clip_high, dual_clip=cfg.dual_clip)
-    return (info["clip_low"] | info["clip_high"] | info["dual"]) & mb["mask"].bool()   # (B, T)
-
 # -----------------------------------------------------------------------------
 # none and clip_higher: the clip alone
 
 
 def grpo_only(mb, cfg, state):
     """Strategy "none": plain GRPO (grpo.grpo_loss) with cfg.clip_low / cfg.clip_high (0.2 / 0.2)."""
-    loss, stats = grpo_loss(mb, cfg)
-    stats["clipped"] = _clipped(mb, cfg, cfg.clip_low, cfg.clip_high)            # (B, T)
-    return loss, stats
+    return grpo_loss(mb, cfg)
 
 
 def clip_higher(mb, cfg, state):
@@ -51,9 +42,7 @@ def clip_higher(mb, cfg, state):
     Departures from DAPO: 1) only the clip: dynamic sampling and the overlong penalty are not part of it;
     2) gradient-preserving clipping (cfg.beta_*) and dual-clip combine with it when set.
     """
-    loss, stats = grpo_loss(mb, cfg, clip_high=cfg.clip_higher_eps_high)
-    stats["clipped"] = _clipped(mb, cfg, cfg.clip_low, cfg.clip_higher_eps_high)  # (B, T)
-    return loss, stats
+    return grpo_loss(mb, cfg, clip_high=cfg.clip_higher_eps_high)
 
 # -----------------------------------------------------------------------------
 # entropy_bonus and adaptive_entropy: add entropy to the objective
@@ -73,7 +62,6 @@ def entropy_bonus(mb, cfg, state):
     loss, stats = grpo_loss(mb, cfg)
     entropy = masked_agg(mb["entropy"], mb["mask"], cfg.loss_agg, mb["norm"])   # scalar, WITH grad
     loss = loss - cfg.entropy_bonus_coef * entropy     # minus: we want MORE entropy, and we minimize
-    stats["clipped"] = _clipped(mb, cfg, cfg.clip_low, cfg.clip_high)            # (B, T)
     return loss, stats
 
 
@@ -98,7 +86,6 @@ def adaptive_entropy(mb, cfg, state):
     loss, stats = grpo_loss(mb, cfg)
     entropy = masked_agg(mb["entropy"], mb["mask"], cfg.loss_agg, mb["norm"])   # scalar, WITH grad
     loss = loss - c * float(enabled) * entropy         # minus: we want MORE entropy, and we minimize
-    stats["clipped"] = _clipped(mb, cfg, cfg.clip_low, cfg.clip_high)            # (B, T)
     return loss, stats
 
 
@@ -230,7 +217,6 @@ def aer(mb, cfg, state):
     entropy = masked_agg(w[:, None] * mb["entropy"], mb["mask"], cfg.loss_agg, mb["norm"])  # scalar, WITH grad
     loss = loss - alpha * entropy                      # minus: we want MORE entropy, and we minimize
     stats["entropy/aer_hard_frac"] = masked_mean(w[:, None].expand_as(mb["mask"]), mb["mask"]).item()
-    stats["clipped"] = _clipped(mb, cfg, cfg.clip_low, cfg.clip_high)            # (B, T)
     return loss, stats
 
 
@@ -303,7 +289,6 @@ def fec(mb, cfg, state):
     loss, stats = grpo_loss(mb, cfg, clip_low=eps_low, clip_high=eps_high)
     stats["entropy/fec_eps_high"] = masked_mean(eps_high, mb["mask"]).item()
     stats["entropy/fec_eps_low"] = masked_mean(eps_low, mb["mask"]).item()
-    stats["clipped"] = _clipped(mb, cfg, eps_low, eps_high)                         # (B, T)
     return loss, stats
 
 

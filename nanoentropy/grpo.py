@@ -123,7 +123,8 @@ def grpo_loss(mb, cfg, clip_low=None, clip_high=None):
     The baseline loss of one micro-batch: minus the aggregated clipped objective, plus the optional
     k3 KL penalty. mb is the micro-batch dict built in train.py:
       logp, old_logp, mask, entropy: (B, T); adv: (B,); ref_logp: (B, T) or None; norm: counts.
-    clip_low / clip_high override cfg's (floats or (B, T) tensors). Returns (loss, stats).
+    clip_low / clip_high override cfg's (floats or (B, T) tensors). Returns (loss, stats): floats for
+    logging, plus stats["clipped"], a (B, T) bool tensor of the tokens the clip froze.
     """
     clip_low = cfg.clip_low if clip_low is None else clip_low
     clip_high = cfg.clip_high if clip_high is None else clip_high
@@ -131,6 +132,8 @@ def grpo_loss(mb, cfg, clip_low=None, clip_high=None):
                                 cfg.beta_low, cfg.beta_high, cfg.dual_clip)
     loss = -masked_agg(obj, mb["mask"], cfg.loss_agg, mb["norm"])     # minus: optimizers minimize
     stats = clip_stats(info, mb["mask"])
+    # (B, T) the tokens whose gradient the clip froze; train.py pops it for the region diagnostics
+    stats["clipped"] = (info["clip_low"] | info["clip_high"] | info["dual"]) & mb["mask"].bool()
     if cfg.kl_coef > 0:
         kl = kl_k3(mb["logp"], mb["ref_logp"])                         # (B, T)
         loss = loss + cfg.kl_coef * masked_agg(kl, mb["mask"], cfg.loss_agg, mb["norm"])  # plus: a penalty

@@ -19,7 +19,8 @@ How we depart from a stock Hugging Face setup:
 import hashlib
 import json
 import os
-import string
+import random
+import shutil
 
 import torch
 import torch.nn.functional as F
@@ -168,15 +169,19 @@ def policy_logp_entropy(model, prompt_ids, prompt_mask, completion_ids, completi
 # supervised warm start (the tiny model only)
 
 
-def warm_start(model, tokenizer, examples, cfg, device):
+def warm_start(model, tokenizer, examples, cfg, device, master=True):
     """
     Next-token training on (prompt, reference answer) pairs so that RL starts from a policy that
     sometimes gets reward. Cached under cfg.base_cache_dir, keyed by every setting that changes the
     result, so runs of different strategies start from the very same base. Returns the model.
-    examples: list of (prompt_text, completion_text) where completion_text ends the answer.
+    examples: list of (prompt_text, answer_text); the model learns to write \\boxed{answer}<eos>.
+    The teacher is noisy on purpose: with probability cfg.sft_noise an answer is replaced by a
+    plausible wrong one (data.corrupt_answer), so the base policy spreads its mass between the right
+    answer and near misses, the way a pretrained model does, and RL has something to sharpen.
     """
+    from nanoentropy.data import corrupt_answer
     from tqdm import tqdm
-    key_fields = ["seed", "tiny_hidden", "tiny_layers", "tiny_heads", "sft_steps", "sft_lr",
+    key_fields = ["seed", "tiny_hidden", "tiny_layers", "tiny_heads", "sft_steps", "sft_lr", "sft_noise",
                   "sft_batch_size", "task", "arith_digits", "arith_ops", "num_train"]
     key = hashlib.sha1(json.dumps({k: getattr(cfg, k) for k in key_fields}).encode()).hexdigest()[:10]
     path = os.path.join(cfg.base_cache_dir, key)
@@ -184,13 +189,14 @@ def warm_start(model, tokenizer, examples, cfg, device):
         from transformers import AutoModelForCausalLM
         print(f"warm start: loading cached base from {path}")
         return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device), path
-    g = torch.Generator().manual_seed(cfg.seed)
+    rng = random.Random(cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.sft_lr, weight_decay=0.0)
     eos = tokenizer.eos_token
     model.train()
     for step in tqdm(range(cfg.sft_steps), desc="warm start", unit="step"):
-        idx = torch.randint(len(examples), (cfg.sft_batch_size,), generator=g).tolist()
-        texts = [examples[i][0] + examples[i][1] + eos for i in idx]
+        idx = [rng.randrange(len(examples)) for _ in range(cfg.sft_batch_size)]
+        answers = [corrupt_answer(examples[i][1]) if rng.random() < cfg.sft_noise else examples[i][1] for i in idx]
+        texts = [examples[i][0] + f"\\boxed{{{a}}}" + eos for i, a in zip(idx, answers)]
         enc = tokenizer(texts, return_tensors="pt", padding=True).to(device)
         labels = enc.input_ids.masked_fill(enc.attention_mask == 0, -100)
         for row, i in enumerate(idx):  # train on the answer only, not on the prompt
@@ -204,9 +210,11 @@ def warm_start(model, tokenizer, examples, cfg, device):
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
     # write to a temporary name and rename: a crash never leaves a half-written base
-    tmp = path + ".tmp"
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    os.replace(tmp, path) if not os.path.exists(path) else None
-    print(f"warm start: saved base to {path}")
+    if master:
+        tmp = path + ".tmp"
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        shutil.rmtree(path, ignore_errors=True)  # a leftover without model.safetensors
+        os.replace(tmp, path)
+        print(f"warm start: saved base to {path}")
     return model, path

@@ -1,0 +1,55 @@
+"""Config precedence (defaults < YAML < CLI) and the clear errors for bad keys, types and values."""
+import pytest
+
+from nanoentropy.config import Config, ConfigError, load_config
+
+
+def _yaml(tmp_path, text):
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    return str(p)
+
+
+def test_precedence_defaults_yaml_cli(tmp_path):
+    path = _yaml(tmp_path, "lr: 1e-3   # YAML reads this as a string; it must still become a float\ngroup_size: 4\n")
+    cfg = load_config(["--config", path, "--group_size=6"])
+    assert cfg.lr == 1e-3 and cfg.group_size == 6 and cfg.temperature == Config().temperature
+
+
+def test_bool_parsing_is_explicit():
+    assert load_config(["--adv_std_norm=False"]).adv_std_norm is False
+    assert load_config(["--adv_std_norm", "true"]).adv_std_norm is True
+    with pytest.raises(ConfigError, match="adv_std_norm"):
+        load_config(["--adv_std_norm=maybe"])
+
+
+@pytest.mark.parametrize("argv, key", [
+    (["--lr=-1"], "'lr' = -1.0: must be > 0"),
+    (["--group_size=1"], "'group_size' = 1: must be >= 2"),
+    (["--entropy_strategy=magic"], "'entropy_strategy' = 'magic': must be one of none"),
+    (["--group_size=2.5"], "'group_size' = '2.5': expected int"),
+    (["--loss_agg=mean"], "'loss_agg' = 'mean'"),
+    (["--num_minibatches=3"], "num_minibatches"),
+    (["--task=gsm8k"], "data_path"),
+])
+def test_bad_values_name_key_value_and_allowed(argv, key):
+    with pytest.raises(ConfigError) as e:
+        load_config(argv)
+    assert key in str(e.value)
+
+
+def test_unknown_keys(tmp_path):
+    with pytest.raises(ConfigError, match="unknown config key 'learning_rate'"):
+        load_config(["--config", _yaml(tmp_path, "learning_rate: 0.1\n")])
+    with pytest.raises(SystemExit) as e:   # argparse: "unrecognized arguments: --learning_rate=1"
+        load_config(["--learning_rate=1"])
+    assert e.value.code == 2
+    with pytest.raises(ConfigError, match="flat mapping"):
+        load_config(["--config", _yaml(tmp_path, "- a\n- b\n")])
+
+
+def test_every_field_has_a_comment():
+    from dataclasses import fields
+    from nanoentropy.config import _comments
+    missing = [f.name for f in fields(Config) if not _comments().get(f.name)]
+    assert not missing

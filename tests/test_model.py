@@ -1,0 +1,71 @@
+"""The tiny model and its tokenizer round-trip through save_pretrained / from_pretrained, and the
+chunked log-prob + entropy matches the naive full-logits computation (values and gradients)."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from nanoentropy.config import Config
+from nanoentropy.model import build_char_tokenizer, build_tiny_model, eos_ids, policy_logp_entropy
+
+
+def test_char_tokenizer_round_trip(tmp_path):
+    tok = build_char_tokenizer()
+    text = "12+34=\\boxed{-3/4}\nThe answer is 7."
+    ids = tok(text).input_ids
+    assert len(ids) == len(text) and tok.decode(ids) == text
+    assert tok("é").input_ids == [tok.unk_token_id]
+    tok.save_pretrained(tmp_path)
+    from transformers import AutoTokenizer
+    again = AutoTokenizer.from_pretrained(tmp_path)
+    assert again(text).input_ids == ids and again.eos_token_id == tok.eos_token_id
+
+
+def test_tiny_model_save_reload_identical_logits(tmp_path):
+    from transformers import AutoModelForCausalLM
+    tok = build_char_tokenizer()
+    model = build_tiny_model(Config(), tok).eval()
+    n = sum(p.numel() for p in model.parameters())
+    assert 0.5e6 < n < 2e6   # "about 1M parameters"
+    model.save_pretrained(tmp_path)
+    again = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    x = torch.tensor([tok("12+34=\\boxed{46}").input_ids])
+    assert torch.equal(model(x).logits, again(x).logits)
+
+
+def _naive(model, p_ids, p_mask, c_ids, c_mask, temperature):
+    """Reference: full logits for every position, log_softmax over the vocabulary, gather."""
+    ids, attn = torch.cat([p_ids, c_ids], 1), torch.cat([p_mask, c_mask], 1)
+    logits = model(input_ids=ids, attention_mask=attn, position_ids=(attn.cumsum(1) - 1).clamp(min=0)).logits
+    logits = logits[:, p_ids.shape[1] - 1:-1].float() / temperature
+    logp_all = F.log_softmax(logits, -1)
+    logp = logp_all.gather(-1, c_ids[..., None]).squeeze(-1) * c_mask
+    entropy = -(logp_all.exp() * logp_all).sum(-1) * c_mask
+    return logp, entropy
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 4096])
+def test_chunked_logp_entropy_matches_naive(chunk):
+    tok = build_char_tokenizer()
+    model = build_tiny_model(Config(tiny_hidden=64, tiny_layers=2), tok)
+    g = torch.Generator().manual_seed(0)
+    p_ids = torch.randint(3, len(tok), (3, 4), generator=g)
+    p_mask = torch.tensor([[0, 1, 1, 1], [1, 1, 1, 1], [0, 0, 1, 1]])
+    c_ids = torch.randint(3, len(tok), (3, 5), generator=g)
+    c_mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]])
+    logp, ent = policy_logp_entropy(model, p_ids, p_mask, c_ids, c_mask, 0.8, chunk_size=chunk)
+    (logp.sum() + ent.sum()).backward()
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    ref_logp, ref_ent = _naive(model, p_ids, p_mask, c_ids, c_mask, 0.8)
+    (ref_logp.sum() + ref_ent.sum()).backward()
+    assert torch.allclose(logp, ref_logp, atol=1e-5) and torch.allclose(ent, ref_ent, atol=1e-5)
+    assert (ent[c_mask.bool()] > 0).all() and (logp[~c_mask.bool()] == 0).all()
+    for a, p in zip(grads, model.parameters()):
+        assert torch.allclose(a, p.grad, atol=1e-5)
+
+
+def test_eos_ids_collects_generation_config():
+    tok = build_char_tokenizer()
+    model = build_tiny_model(Config(tiny_hidden=64, tiny_layers=2), tok)
+    model.generation_config.eos_token_id = [1, 7]   # Qwen2.5-Instruct ships two EOS ids
+    assert eos_ids(model, tok) == [1, 7]
