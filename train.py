@@ -26,6 +26,7 @@ from tqdm import tqdm
 from nanoentropy import dist
 from nanoentropy.config import ConfigError, load_config, to_yaml
 from nanoentropy.data import DataError, get_problems
+from nanoentropy.diagnostics import correlation, entropy_diagnostics, fit_entropy_law
 from nanoentropy.entropy import STRATEGIES
 from nanoentropy.grpo import group_advantages, masked_mean
 from nanoentropy.model import (compute_dtype, eos_ids, format_prompt, load_policy, policy_logp_entropy,
@@ -210,6 +211,7 @@ for step in bar:
 
     # ---- ALGO: num_minibatches optimizer steps over the same rollouts, each accumulated over micro-batches
     acc_stats, acc_w = {}, 0.0
+    clipped = torch.zeros_like(batch["mask"], dtype=torch.bool)      # (B, T) tokens the clip froze, for diagnostics
     for m in range(cfg.num_minibatches):
         opt_step = step * cfg.num_minibatches + m
         for group in optimizer.param_groups:
@@ -219,12 +221,14 @@ for step in bar:
         norm = {"n_tok": dist.all_reduce_sum(batch["mask"][idx].sum().float()).clamp(min=1),
                 "n_seq": mini * world_size, "max_len": cfg.max_new_tokens}
         optimizer.zero_grad(set_to_none=True)
-        for micro in idx.split(cfg.micro_batch_size):
+        for u, micro in enumerate(idx.split(cfg.micro_batch_size)):
             mb = rows(batch, micro)
             mb["logp"], mb["entropy"] = forward(model, mb)
-            mb.update(norm=norm, step=step, gen=torch.Generator().manual_seed(cfg.seed + 7 * opt_step))
+            seed = hash((cfg.seed, opt_step, u, rank)) % 2**62   # a strategy's own randomness (Clip-Cov's draw)
+            mb.update(norm=norm, step=step, gen=torch.Generator(device).manual_seed(seed))
             loss, stats = strategy_loss(mb, cfg, strategy_state)   # ALGO: the one call into entropy.py
-            stats.pop("clipped", None)
+            mb_clipped = stats.pop("clipped")
+            clipped[micro, :mb_clipped.shape[1]] = mb_clipped
             loss.backward()  # each micro-batch loss is already divided by the mini-batch counts: grads just add up
             w = mb["mask"].sum().item()
             for k, v in stats.items():
@@ -250,6 +254,8 @@ for step in bar:
         "opt/lr": lr_at(opt_step),
     })
     metrics.update({k: dist.all_reduce_sum(v / max(acc_w, 1)) / world_size for k, v in acc_stats.items()})
+    metrics.update(entropy_diagnostics(batch["old_logp"], batch["entropy_before"], batch["adv"], mask, clipped,
+                                       gather=dist.all_gather_cat))
     if cfg.entropy_change:
         score_batch(model, batch, "logp_after", "entropy_after")
         metrics["policy/entropy_after"] = gsum(batch["entropy_after"])
@@ -279,5 +285,16 @@ for step in bar:
         dist.save_checkpoint(ckpt_dir, model, tokenizer, optimizer, {
             "step": step + 1, "strategy_state": strategy_state, "world_size": world_size, "config": to_yaml(cfg)})
 
+# ---- after the run: the entropy-performance law of Cui et al. on this run's own (entropy, accuracy) pairs
+if master:
+    logged = [json.loads(l) for l in open(metrics_path)]
+    evals = [r for r in logged if "eval/greedy_acc" in r]
+    law = fit_entropy_law([r["policy/entropy"] for r in evals], [r["eval/greedy_acc"] for r in evals])
+    if law:
+        print(f"entropy law R = -a exp(H) + b on {law['n']} evals: a {law['a']:.4f}, b {law['b']:.4f}, "
+              f"R^2 {law['r2']:.3f}, predicted ceiling (H = 0) {law['ceiling']:.3f}")
+    pred = [r["diag/entropy_change_pred"] for r in logged if "policy/entropy_change" in r]
+    meas = [r["policy/entropy_change"] for r in logged if "policy/entropy_change" in r]
+    print(f"correlation of -Cov(logp, A) with the measured entropy change per step: {correlation(pred, meas):.3f}")
 dist.print0(f"done: {cfg.num_steps} steps, metrics in {metrics_path}, checkpoint in {ckpt_dir}")
 dist.cleanup()

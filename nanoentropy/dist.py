@@ -52,12 +52,16 @@ def all_reduce_sum(x):
 
 
 def all_gather_cat(x):
-    """Concatenate a 1-D tensor from every rank (same length everywhere). One process: unchanged."""
+    """Concatenate a 1-D tensor from every rank (lengths may differ). One process: unchanged."""
     if not dist.is_initialized():
         return x
-    out = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-    dist.all_gather(out, x.contiguous())
-    return torch.cat(out)
+    n = torch.tensor([x.numel()], device=x.device)
+    sizes = [torch.empty_like(n) for _ in range(dist.get_world_size())]
+    dist.all_gather(sizes, n)
+    longest = int(max(sizes))
+    out = [torch.empty(longest, dtype=x.dtype, device=x.device) for _ in sizes]
+    dist.all_gather(out, torch.nn.functional.pad(x, (0, longest - x.numel())))  # gather needs equal sizes
+    return torch.cat([o[:int(k)] for o, k in zip(out, sizes)])
 
 # -----------------------------------------------------------------------------
 # FSDP2
