@@ -1,0 +1,107 @@
+"""
+Compare runs: python -m nanoentropy.plot RUN_DIR [RUN_DIR ...] --out FIG.png
+
+Draws policy entropy, rollout reward and held-out greedy accuracy against step, one line per run
+(matplotlib, from the `plot` extra), and prints a table per run and per configuration (runs whose
+directory names differ only by a trailing "_s<seed>" are seeds of one configuration): final
+accuracy, pass@k, final entropy, entropy at its minimum, the fitted entropy law and how well the
+covariance predicted the entropy change. Reads only out_dir/metrics.jsonl and out_dir/config.yaml.
+"""
+import argparse
+import json
+import os
+import re
+import statistics
+import sys
+
+import yaml
+
+from nanoentropy.diagnostics import correlation, fit_entropy_law
+
+
+def load_run(path):
+    """(label, config dict, list of metric rows) of one run directory."""
+    metrics = os.path.join(path, "metrics.jsonl")
+    if not os.path.exists(metrics):
+        raise FileNotFoundError(f"{path}: no metrics.jsonl (is this a run directory?)")
+    rows = [json.loads(line) for line in open(metrics) if line.strip()]
+    cfg_path = os.path.join(path, "config.yaml")
+    cfg = yaml.safe_load(open(cfg_path)) if os.path.exists(cfg_path) else {}
+    return os.path.basename(os.path.normpath(path)), cfg, rows
+
+
+def summarize(rows):
+    """Floats that describe one run."""
+    evals = [r for r in rows if "eval/greedy_acc" in r]
+    ent = [(r["policy/entropy"], r["step"]) for r in rows]
+    pass_key = next((k for k in (evals[-1] if evals else {}) if k.startswith("eval/pass@")), None)
+    law = fit_entropy_law([r["policy/entropy"] for r in evals], [r["eval/greedy_acc"] for r in evals])
+    changes = [(r["diag/entropy_change_pred"], r["policy/entropy_change"]) for r in rows
+               if "policy/entropy_change" in r and "diag/entropy_change_pred" in r]
+    return {
+        "acc0": evals[0]["eval/greedy_acc"] if evals else float("nan"),
+        "acc": evals[-1]["eval/greedy_acc"] if evals else float("nan"),
+        "pass": evals[-1][pass_key] if pass_key else float("nan"),
+        "H0": ent[0][0], "H": ent[-1][0], "Hmin": min(ent)[0], "Hmin_step": min(ent)[1],
+        "law_ceiling": law.get("ceiling", float("nan")), "law_r2": law.get("r2", float("nan")),
+        "cov_corr": correlation([c[0] for c in changes], [c[1] for c in changes]),
+    }
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    ap.add_argument("runs", nargs="+", help="run directories (each with metrics.jsonl)")
+    ap.add_argument("--out", default="", help="write the figure here (PNG); omit for the table only")
+    args = ap.parse_args(argv)
+    try:
+        runs = [load_run(p) for p in args.runs]
+    except (FileNotFoundError, json.JSONDecodeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    cols = ("acc0", "acc", "pass", "H0", "H", "Hmin", "law_ceiling", "cov_corr")
+    print("| run | strategy | acc@0 | acc | pass@k | H@0 | H final | H min (step) | law ceiling | corr(-cov, dH) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    groups = {}
+    for name, cfg, rows in runs:
+        s = summarize(rows)
+        groups.setdefault(re.sub(r"_s\d+$", "", name), []).append(s)
+        print(f"| {name} | {cfg.get('entropy_strategy', '?')} | {s['acc0']:.3f} | {s['acc']:.3f} | {s['pass']:.3f} | "
+              f"{s['H0']:.3f} | {s['H']:.3f} | {s['Hmin']:.3f} ({s['Hmin_step']}) | {s['law_ceiling']:.3f} | "
+              f"{s['cov_corr']:.2f} |")
+    if any(len(g) > 1 for g in groups.values()):
+        print("\nmean ± std over seeds")
+        print("| config | seeds | " + " | ".join(cols) + " |")
+        print("|---|---|" + "---|" * len(cols))
+        for label, ss in groups.items():
+            cells = []
+            for c in cols:
+                vals = [s[c] for s in ss]
+                sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
+                cells.append(f"{statistics.fmean(vals):.3f} ± {sd:.3f}")
+            print(f"| {label} | {len(ss)} | " + " | ".join(cells) + " |")
+    if args.out:
+        try:
+            import matplotlib
+            matplotlib.use("Agg")
+            import matplotlib.pyplot as plt
+        except ImportError:
+            print("error: matplotlib is missing; pip install -e '.[plot]'", file=sys.stderr)
+            return 2
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+        for name, _, rows in runs:
+            axes[0].plot([r["step"] for r in rows], [r["policy/entropy"] for r in rows], label=name)
+            axes[1].plot([r["step"] for r in rows], [r["rollout/reward"] for r in rows], label=name)
+            ev = [r for r in rows if "eval/greedy_acc" in r]
+            axes[2].plot([r["step"] for r in ev], [r["eval/greedy_acc"] for r in ev], marker="o", label=name)
+        for ax, title in zip(axes, ("policy entropy (nats, full vocabulary)", "rollout reward", "held-out greedy accuracy")):
+            ax.set_title(title)
+            ax.set_xlabel("RL step")
+        axes[0].legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(args.out, dpi=110)
+        print(f"figure written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
