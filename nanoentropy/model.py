@@ -182,7 +182,7 @@ def warm_start(model, tokenizer, examples, cfg, device, master=True):
     from nanoentropy.data import corrupt_answer
     from tqdm import tqdm
     key_fields = ["seed", "tiny_hidden", "tiny_layers", "tiny_heads", "sft_steps", "sft_lr", "sft_noise",
-                  "sft_batch_size", "task", "arith_digits", "arith_ops", "num_train"]
+                  "sft_batch_size", "task", "arith_digits", "arith_ops", "num_train", "eval_size"]
     key = hashlib.sha1(json.dumps({k: getattr(cfg, k) for k in key_fields}).encode()).hexdigest()[:10]
     path = os.path.join(cfg.base_cache_dir, key)
     if os.path.exists(os.path.join(path, "model.safetensors")):
