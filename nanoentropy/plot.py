@@ -30,8 +30,16 @@ def load_run(path):
     return os.path.basename(os.path.normpath(path)), cfg, rows
 
 
-def summarize(rows):
-    """Floats that describe one run."""
+def summarize(rows, cfg):
+    """Floats that describe one run. H_1/3, H_2/3, H_3/3: mean entropy over each third of the steps
+    (the shape of a schedule); tgt_dev: mean |H - target| / target over the second half, for the
+    strategies that steer toward a target (adaptive_entropy's knob, AER's logged entropy/target)."""
+    n = len(rows)
+    thirds = [statistics.fmean(r["policy/entropy"] for r in rows[i * n // 3:(i + 1) * n // 3] or rows) for i in range(3)]
+    second = rows[n // 2:]
+    targets = [r.get("entropy/target", cfg.get("adaptive_entropy_target") if cfg.get("entropy_strategy") ==
+                     "adaptive_entropy" else None) for r in second]
+    devs = [abs(r["policy/entropy"] - t) / t for r, t in zip(second, targets) if t]
     evals = [r for r in rows if "eval/greedy_acc" in r]
     ent = [(r["policy/entropy"], r["step"]) for r in rows]
     pass_key = next((k for k in (evals[-1] if evals else {}) if k.startswith("eval/pass@")), None)
@@ -45,6 +53,8 @@ def summarize(rows):
         "H0": ent[0][0], "H": ent[-1][0], "Hmin": min(ent)[0], "Hmin_step": min(ent)[1],
         "law_ceiling": law.get("ceiling", float("nan")), "law_r2": law.get("r2", float("nan")),
         "cov_corr": correlation([c[0] for c in changes], [c[1] for c in changes]),
+        "H_1/3": thirds[0], "H_2/3": thirds[1], "H_3/3": thirds[2],
+        "tgt_dev": statistics.fmean(devs) if devs else float("nan"),
     }
 
 
@@ -58,15 +68,17 @@ def main(argv=None):
     except (FileNotFoundError, json.JSONDecodeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    cols = ("acc0", "acc", "pass", "H0", "H", "Hmin", "law_ceiling", "cov_corr")
-    print("| run | strategy | acc@0 | acc | pass@k | H@0 | H final | H min (step) | law ceiling | corr(-cov, dH) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    cols = ("acc0", "acc", "pass", "H0", "H", "Hmin", "H_1/3", "H_2/3", "H_3/3", "tgt_dev", "law_ceiling", "cov_corr")
+    print("| run | strategy | acc@0 | acc | pass@k | H@0 | H final | H min (step) | H by thirds | target dev | "
+          "law ceiling | corr(-cov, dH) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     groups = {}
     for name, cfg, rows in runs:
-        s = summarize(rows)
+        s = summarize(rows, cfg)
         groups.setdefault(re.sub(r"_s\d+$", "", name), []).append(s)
         print(f"| {name} | {cfg.get('entropy_strategy', '?')} | {s['acc0']:.3f} | {s['acc']:.3f} | {s['pass']:.3f} | "
-              f"{s['H0']:.3f} | {s['H']:.3f} | {s['Hmin']:.3f} ({s['Hmin_step']}) | {s['law_ceiling']:.3f} | "
+              f"{s['H0']:.3f} | {s['H']:.3f} | {s['Hmin']:.3f} ({s['Hmin_step']}) | "
+              f"{s['H_1/3']:.3f} {s['H_2/3']:.3f} {s['H_3/3']:.3f} | {s['tgt_dev']:.2f} | {s['law_ceiling']:.3f} | "
               f"{s['cov_corr']:.2f} |")
     if any(len(g) > 1 for g in groups.values()):
         print("\nmean ± std over seeds")
@@ -75,9 +87,10 @@ def main(argv=None):
         for label, ss in groups.items():
             cells = []
             for c in cols:
-                vals = [s[c] for s in ss]
-                sd = statistics.stdev(vals) if len(vals) > 1 else 0.0
-                cells.append(f"{statistics.fmean(vals):.3f} ± {sd:.3f}")
+                vals = [s[c] for s in ss if s[c] == s[c]]   # drop nan (e.g. no correlation defined)
+                mean = statistics.fmean(vals) if vals else float("nan")
+                sd = statistics.pstdev(vals, mean) * (len(vals) / (len(vals) - 1)) ** 0.5 if len(vals) > 1 else 0.0
+                cells.append(f"{mean:.3f} ± {sd:.3f}")
             print(f"| {label} | {len(ss)} | " + " | ".join(cells) + " |")
     if args.out:
         try:
