@@ -25,6 +25,8 @@ def load_run(path):
     if not os.path.exists(metrics):
         raise FileNotFoundError(f"{path}: no metrics.jsonl (is this a run directory?)")
     rows = [json.loads(line) for line in open(metrics) if line.strip()]
+    if not rows:
+        raise ValueError(f"{path}: metrics.jsonl has no steps")
     cfg_path = os.path.join(path, "config.yaml")
     cfg = yaml.safe_load(open(cfg_path)) if os.path.exists(cfg_path) else {}
     return os.path.basename(os.path.normpath(path)), cfg, rows
@@ -65,7 +67,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     try:
         runs = [load_run(p) for p in args.runs]
-    except (FileNotFoundError, json.JSONDecodeError) as e:
+    except (FileNotFoundError, ValueError) as e:   # JSONDecodeError is a ValueError
         print(f"error: {e}", file=sys.stderr)
         return 2
     cols = ("acc0", "acc", "pass", "H0", "H", "Hmin", "H_1/3", "H_2/3", "H_3/3", "tgt_dev", "law_ceiling", "cov_corr")
@@ -100,17 +102,26 @@ def main(argv=None):
         except ImportError:
             print("error: matplotlib is missing; pip install -e '.[plot]'", file=sys.stderr)
             return 2
-        fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+        fig, axes = plt.subplots(1, 3, figsize=(16, 4.5))
+        labels = list(dict.fromkeys(re.sub(r"_s\d+$", "", name) for name, _, _ in runs))
+        colors = {lab: plt.cm.tab20(i % 20) for i, lab in enumerate(labels)}   # one colour per config
+        seen = {}
         for name, _, rows in runs:
-            axes[0].plot([r["step"] for r in rows], [r["policy/entropy"] for r in rows], label=name)
-            axes[1].plot([r["step"] for r in rows], [r["rollout/reward"] for r in rows], label=name)
+            label = re.sub(r"_s\d+$", "", name)
+            style = dict(color=colors[label], lw=1.2, ls=("-", "--", ":")[seen.get(label, 0) % 3],
+                         label=label if label not in seen else None)   # seeds of one config: one legend entry
+            seen[label] = seen.get(label, 0) + 1
+            axes[0].plot([r["step"] for r in rows], [r["policy/entropy"] for r in rows], **style)
+            axes[1].plot([r["step"] for r in rows], [r["rollout/reward"] for r in rows], **style)
             ev = [r for r in rows if "eval/greedy_acc" in r]
-            axes[2].plot([r["step"] for r in ev], [r["eval/greedy_acc"] for r in ev], marker="o", label=name)
-        for ax, title in zip(axes, ("policy entropy (nats, full vocabulary)", "rollout reward", "held-out greedy accuracy")):
-            ax.set_title(title)
+            axes[2].plot([r["step"] for r in ev], [r["eval/greedy_acc"] for r in ev], marker="o", ms=3, **style)
+        for ax, title in zip(axes, ("policy entropy (nats, full vocabulary; log scale)", "rollout reward",
+                                    "held-out greedy accuracy")):
+            ax.set_title(title, fontsize=10)
             ax.set_xlabel("RL step")
-        axes[0].legend(fontsize=7)
-        fig.tight_layout()
+        axes[0].set_yscale("log")
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="center right", fontsize=8, frameon=False)
+        fig.tight_layout(rect=(0, 0, 0.86, 1))
         fig.savefig(args.out, dpi=110)
         print(f"figure written to {args.out}")
     return 0
