@@ -82,6 +82,10 @@ def main(argv=None):
               f"{s['H0']:.3f} | {s['H']:.3f} | {s['Hmin']:.3f} ({s['Hmin_step']}) | "
               f"{s['H_1/3']:.3f} {s['H_2/3']:.3f} {s['H_3/3']:.3f} | {s['tgt_dev']:.2f} | {s['law_ceiling']:.3f} | "
               f"{s['cov_corr']:.2f} |")
+    pairs = [(r["diag/entropy_change_pred"], r["policy/entropy_change"]) for _, _, rows in runs for r in rows
+             if "policy/entropy_change" in r and "diag/entropy_change_pred" in r]
+    print(f"\ncorrelation of -Cov(logp, A) with the measured entropy change, pooled over these runs: "
+          f"{correlation([p[0] for p in pairs], [p[1] for p in pairs]):.3f} ({len(pairs)} steps)")
     if any(len(g) > 1 for g in groups.values()):
         print("\nmean ± std over seeds")
         print("| config | seeds | " + " | ".join(cols) + " |")
