@@ -61,9 +61,16 @@ dist.print0(f"device {device}, world size {world_size}, compute dtype {dtype} ({
 # PLUMBING: model, tokenizer, warm start, optional frozen reference
 model, tokenizer = load_policy(cfg, device)
 if cfg.model_name_or_path == "tiny" and cfg.sft_steps > 0:
-    # a random model never emits a correct answer, so RL would see reward 0 forever. Every rank
-    # trains (or loads) the identical base; only rank 0 writes the cache.
-    model, _ = warm_start(model, tokenizer, [(p["prompt"], p["reference"]) for p in train_set], cfg, device, master)
+    # a random model never emits a correct answer, so RL would see reward 0 forever. Under torchrun,
+    # rank 0 trains the base (or finds it cached) and writes the cache while the other ranks wait, then
+    # they load that file: every rank starts from the very same weights, and no two processes write
+    # one folder. (Across nodes, base_cache_dir must be on a shared filesystem.)
+    examples = [(p["prompt"], p["reference"]) for p in train_set]
+    if master:
+        model, _ = warm_start(model, tokenizer, examples, cfg, device, master)
+    dist.barrier()
+    if not master:
+        model, _ = warm_start(model, tokenizer, examples, cfg, device, master)  # finds rank 0's cache
 stop_ids = eos_ids(model, tokenizer)
 ref_model = None
 if cfg.kl_coef > 0:  # no reference model is loaded at all when the KL is off
@@ -72,7 +79,7 @@ if cfg.kl_coef > 0:  # no reference model is loaded at all when the KL is off
     ref_model.requires_grad_(False).eval()
 n_params = sum(p.numel() for p in model.parameters())
 if ddp:
-    model = dist.wrap_fsdp(model, cfg, world_size)
+    model = dist.wrap_fsdp(model, cfg)  # FSDP2: every decoder layer, then the root (see dist.py)
 dist.print0(f"model: {cfg.model_name_or_path}, {n_params / 1e6:.2f}M parameters, stop ids {stop_ids}")
 
 # -----------------------------------------------------------------------------
@@ -101,13 +108,26 @@ if master:  # keep metrics.jsonl consistent with the step we restart from
 # helpers used only here
 
 
-def rollout(problems, group_size, temperature, gen):
-    """Prompts -> G completions each. Returns the batch dict (rows prompt-major) and the texts."""
+def rollout(problems, group_size, temperature, gens):
+    """Prompts -> G completions each. Returns the batch dict (rows prompt-major) and the texts.
+    gens: a torch.Generator: one batched generate call over all prompts (eval); or a list of one
+    generator per prompt: one call per prompt, each prompt alone (the training rollout, see the loop)."""
     prompts = [format_prompt(tokenizer, p["prompt"]) for p in problems]
     p_ids, p_mask = encode_prompts(tokenizer, prompts, device)                            # (Bp, P)
-    with autocast, dist.gathered_params(model):
-        c_ids, c_mask, sampler_logp = generate(model, p_ids, p_mask, group_size, cfg.max_new_tokens, stop_ids,
-                                               tokenizer.pad_token_id, temperature, cfg.top_k, cfg.top_p, gen)
+    if isinstance(gens, torch.Generator):
+        calls = [(p_ids, p_mask, gens)]
+    else:
+        calls = [(*encode_prompts(tokenizer, [p], device), g) for p, g in zip(prompts, gens)]   # (1, P_i), no padding
+    outs = []
+    with autocast, dist.gathered_params(model):  # under FSDP: weights gathered once for all the calls
+        for ids, msk, gen in calls:
+            outs.append(generate(model, ids, msk, group_size, cfg.max_new_tokens, stop_ids, tokenizer.pad_token_id,
+                                 temperature, cfg.top_k, cfg.top_p, gen))     # (rows, T_call) x 3
+    T = max(o[0].shape[1] for o in outs)
+    pad = lambda x, value: torch.nn.functional.pad(x, (0, T - x.shape[1]), value=value)   # right-pad to T
+    c_ids = torch.cat([pad(o[0], tokenizer.pad_token_id) for o in outs])                   # (B, T)
+    c_mask = torch.cat([pad(o[1], 0) for o in outs])                                       # (B, T)
+    sampler_logp = torch.cat([pad(o[2], 0.0) for o in outs])                               # (B, T)
     texts = tokenizer.batch_decode(c_ids.masked_fill(c_mask == 0, tokenizer.pad_token_id), skip_special_tokens=True)
     batch = {"prompt_ids": p_ids.repeat_interleave(group_size, 0), "prompt_mask": p_mask.repeat_interleave(group_size, 0),
              "completion_ids": c_ids, "mask": c_mask, "sampler_logp": sampler_logp}            # (B, P), (B, T)
@@ -135,9 +155,15 @@ def forward(net, mb):
 
 @torch.no_grad()
 def score_batch(net, batch, key_logp, key_ent=None):
-    """No-grad forward over the whole batch in micro-batches; stores (B, T) results under the keys."""
+    """No-grad forward over the whole batch in micro-batches; stores (B, T) results under the keys.
+    The micro-batches are the update's own (each mini-batch split by micro_batch_size), so the first
+    update sees identically padded inputs and its ratio is exactly 1, not 1 +- float noise (which
+    would give KL-Cov's |log r| a random-sign gradient)."""
     net.eval()
-    outs = [forward(net, rows(batch, idx)) for idx in torch.arange(len(batch["mask"])).split(cfg.micro_batch_size)]
+    mini = len(batch["mask"]) // cfg.num_minibatches
+    micro = [idx for m in range(cfg.num_minibatches)
+             for idx in torch.arange(m * mini, (m + 1) * mini).split(cfg.micro_batch_size)]
+    outs = [forward(net, rows(batch, idx)) for idx in micro]
     T = batch["mask"].shape[1]
     pad = lambda x: torch.nn.functional.pad(x, (0, T - x.shape[1]))
     batch[key_logp] = torch.cat([pad(o[0]) for o in outs])
@@ -147,7 +173,9 @@ def score_batch(net, batch, key_logp, key_ent=None):
 
 
 def evaluate(step):
-    """Held-out accuracy: greedy (pass@1 at T=0) and mean@k / pass@k over eval_k samples at cfg.temperature."""
+    """Held-out accuracy: greedy (pass@1 at T=0) and mean@k / pass@k over eval_k samples at cfg.temperature.
+    Batched per rank with one generator per rank: the sampled metrics are another draw on another number
+    of ranks (per-prompt seeding as in the training rollout would cost one call per problem); greedy is not."""
     shard = held_out[rank::world_size]
     greedy, mean_k, pass_k = 0.0, 0.0, 0.0
     gen = torch.Generator(device).manual_seed(cfg.seed * 7919 + step * 31 + rank)
@@ -185,12 +213,16 @@ for step in bar:
     if step == start_step or (cfg.eval_every and step % cfg.eval_every == 0):
         metrics.update(evaluate(step))
 
-    # ---- rollout: every rank draws the same global prompt list, then takes its own slice
+    # ---- rollout: every rank draws the same global prompt list, then takes its own slice. Each prompt's
+    # G samples come from its own generator, seeded by (seed, step, the prompt's place in the GLOBAL list),
+    # so a prompt gets the same completions on 1 GPU or 8 (tests/test_dist.py: 2 ranks == 1 process).
+    # The price: one generate call per prompt (G rows) instead of one for all of this rank's rows.
     rng = random.Random(cfg.seed * 1_000_003 + step)
     problems = rng.sample(train_set, cfg.prompts_per_step)[rank::world_size]
-    gen = torch.Generator(device).manual_seed(cfg.seed * 1_000_003 + step * 101 + rank)
+    gens = [torch.Generator(device).manual_seed(hash((cfg.seed, step, i)) % 2**62)
+            for i in range(rank, cfg.prompts_per_step, world_size)]
     t_roll = time.time()
-    batch, texts = rollout(problems, cfg.group_size, cfg.temperature, gen)
+    batch, texts = rollout(problems, cfg.group_size, cfg.temperature, gens)
     t_roll = time.time() - t_roll
 
     # ---- ALGO: reward and advantages
@@ -224,7 +256,9 @@ for step in bar:
         for u, micro in enumerate(idx.split(cfg.micro_batch_size)):
             mb = rows(batch, micro)
             mb["logp"], mb["entropy"] = forward(model, mb)
-            seed = hash((cfg.seed, opt_step, u, rank)) % 2**62   # a strategy's own randomness (Clip-Cov's draw)
+            # a strategy's own randomness (Clip-Cov's draw): one stream per rank, or the same on every
+            # rank when the statistic is global (cov_scope, see entropy.clip_cov)
+            seed = hash((cfg.seed, opt_step, u, rank if cfg.cov_scope == "micro" else -1)) % 2**62
             mb.update(norm=norm, step=step, gen=torch.Generator(device).manual_seed(seed))
             loss, stats = strategy_loss(mb, cfg, strategy_state)   # ALGO: the one call into entropy.py
             mb_clipped = stats.pop("clipped")
@@ -253,7 +287,8 @@ for step in bar:
         "opt/grad_norm": float(grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm),
         "opt/lr": lr_at(opt_step),
     })
-    metrics.update({k: dist.all_reduce_sum(v / max(acc_w, 1)) / world_size for k, v in acc_stats.items()})
+    n_w = dist.all_reduce_sum(acc_w)       # token-weighted means over all ranks, as one process computes them
+    metrics.update({k: dist.all_reduce_sum(v) / max(n_w, 1) for k, v in acc_stats.items()})
     metrics.update(entropy_diagnostics(batch["old_logp"], batch["entropy_before"], batch["adv"], mask, clipped,
                                        gather=dist.all_gather_cat))
     if cfg.entropy_change:

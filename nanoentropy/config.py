@@ -83,6 +83,8 @@ class Config:
     adaptive_entropy_target: float = 0.2  # bonus on only while batch entropy < this (nats)
     adaptive_entropy_delta: float = 1e-4  # step of c per RL step, up below target, down above
     adaptive_entropy_max: float = 5e-3  # c is clipped to [0, this]
+    # entropy: clip_cov and kl_cov
+    cov_scope: str = "micro"            # their covariance statistic: micro (this rank's micro-batch) | global (all ranks)
     # entropy: clip_cov
     clip_cov_ratio: float = 2e-4        # fraction of valid tokens whose gradient is cut (0 = none)
     clip_cov_lb: float = 1.0            # candidates have covariance strictly above this
@@ -128,6 +130,7 @@ CHOICES = {
     "task": ("arith", "gsm8k", "math", "jsonl"),
     "loss_agg": ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"),
     "fec_schedule": ("static", "id", "did", "od"),
+    "cov_scope": ("micro", "global"),
     "fec_od_init_mode": ("suppress", "boost"),
 }
 

@@ -1,13 +1,16 @@
 """
-Everything that knows about ranks: process-group setup, FSDP2 sharding, all-reduces, rank-0
-printing, and checkpoints (which need collectives under FSDP).
+Everything that knows about ranks: process-group setup, FSDP2 sharding, the collectives the loop
+and the strategies use, rank-0 printing, and checkpoints (which need collectives under FSDP).
 
-Single process: every helper degrades to a no-op, so the single-process numbers cannot change
-because this file exists. Under torchrun (detected from RANK in the environment): one process per
-device, nccl on GPUs, gloo on CPU, each decoder layer and then the root sharded with fully_shard.
+Single process: every helper degrades to a no-op or to plain PyTorch, so the single-process numbers
+cannot change because this file exists. Under torchrun (detected from RANK in the environment): one
+process per device, nccl on GPUs, gloo on CPU, each decoder layer and then the root sharded with
+FSDP2's fully_shard. Launch lines are in train.py's docstring and the README.
 """
+import builtins
 import os
 import shutil
+import warnings
 
 import torch
 import torch.distributed as dist
@@ -25,6 +28,11 @@ def compute_init(cfg):
     else:
         device = torch.device("cpu")
     dist.init_process_group("nccl" if want_cuda else "gloo", device_id=device if want_cuda else None)
+    if rank != 0:  # only rank 0 prints, even from code that calls print() (torchvision's references do this)
+        builtin_print = builtins.print
+        builtins.print = lambda *a, force=False, **kw: builtin_print(*a, **kw) if force else None
+        from transformers.utils import logging as hf_logging
+        hf_logging.disable_progress_bar()  # and no "Loading weights" bars from from_pretrained
     return True, rank, local_rank, world, device
 
 
@@ -42,6 +50,14 @@ def print0(*args, **kwargs):
         print(*args, **kwargs, flush=True)
 
 
+def barrier():
+    if dist.is_initialized():
+        dist.barrier()
+
+# -----------------------------------------------------------------------------
+# collectives. Every rank must call them in the same order (they block until all ranks arrive).
+
+
 def all_reduce_sum(x):
     """Sum a tensor (or a float) over ranks; returns the same kind it got. One process: unchanged."""
     if not dist.is_initialized():
@@ -51,45 +67,100 @@ def all_reduce_sum(x):
     return t if torch.is_tensor(x) else t.item()
 
 
+def _gather_counts(n):
+    """[n of rank 0, n of rank 1, ...] as ints."""
+    mine = torch.tensor([n], device="cuda" if dist.get_backend() == "nccl" else "cpu")
+    counts = [torch.empty_like(mine) for _ in range(dist.get_world_size())]
+    dist.all_gather(counts, mine)
+    return [int(c) for c in counts]
+
+
 def all_gather_cat(x):
-    """Concatenate a 1-D tensor from every rank (lengths may differ). One process: unchanged."""
+    """Concatenate a 1-D tensor from every rank, in rank order (lengths may differ). One process: unchanged."""
     if not dist.is_initialized():
         return x
-    n = torch.tensor([x.numel()], device=x.device)
-    sizes = [torch.empty_like(n) for _ in range(dist.get_world_size())]
-    dist.all_gather(sizes, n)
-    longest = int(max(sizes))
-    out = [torch.empty(longest, dtype=x.dtype, device=x.device) for _ in sizes]
-    dist.all_gather(out, torch.nn.functional.pad(x, (0, longest - x.numel())))  # gather needs equal sizes
-    return torch.cat([o[:int(k)] for o, k in zip(out, sizes)])
+    sizes = _gather_counts(x.numel())
+    out = [torch.empty(max(sizes), dtype=x.dtype, device=x.device) for _ in sizes]
+    dist.all_gather(out, torch.nn.functional.pad(x, (0, max(sizes) - x.numel())))  # gather needs equal sizes
+    return torch.cat([o[:k] for o, k in zip(out, sizes)])
+
+
+def rank_offset(n):
+    """(start, total): where this rank's n items sit in the rank-ordered concatenation over all ranks
+    (the order all_gather_cat uses), and how many there are in all. One process: (0, n)."""
+    if not dist.is_initialized():
+        return 0, n
+    counts = _gather_counts(n)
+    return sum(counts[:dist.get_rank()]), sum(counts)
+
+
+def global_topk(x, k):
+    """x: (n,) this rank's values. Returns (n,) bool: which of them are among the k largest of ALL
+    ranks' values (the rank-ordered concatenation). One process: the plain top-k of x."""
+    start, _ = rank_offset(x.numel())
+    top = torch.topk(all_gather_cat(x), k).indices                           # (k,) into the concatenation
+    keep = torch.zeros(x.numel(), dtype=torch.bool, device=x.device)
+    keep[top[(top >= start) & (top < start + x.numel())] - start] = True
+    return keep
+
+
+def global_sample(n, k, generator):
+    """Draw k items uniformly without replacement from the rank-ordered list of ALL ranks' items (n of
+    them on this rank) and return the draws that are this rank's, as indices in 0..n-1. The generator
+    must be seeded identically on every rank, so all ranks agree on the draw. One process: randperm(n)[:k]."""
+    start, total = rank_offset(n)
+    perm = torch.randperm(total, generator=generator, device=generator.device)[:k]   # the same on every rank
+    return perm[(perm >= start) & (perm < start + n)] - start
 
 # -----------------------------------------------------------------------------
 # FSDP2
 
 
-def wrap_fsdp(model, cfg, world_size):
-    """Shard every decoder layer, then the root, with FSDP2's fully_shard. Master weights stay fp32
-    (autocast does the bf16 compute). The loss in train.py is already divided by the GLOBAL token
-    count, so gradients must be summed over ranks, not averaged: divide factor 1."""
+def wrap_fsdp(model, cfg):
+    """
+    Shard every decoder layer, then the root (embeddings, final norm, lm_head), with FSDP2's fully_shard.
+    1) Master weights and the optimizer state stay fp32 and sharded; the bf16 compute comes from the same
+       torch.autocast as on one GPU, so both run the same arithmetic. (FSDP2's MixedPrecisionPolicy would
+       all-gather in bf16, half the traffic, but then the multi-GPU run would compute something else.)
+    2) The loss in train.py is already divided by the GLOBAL token count, so gradients must be summed
+       over ranks, not averaged: divide factor 1, reduced with a plain SUM.
+    3) The root keeps its parameters gathered from forward until backward (reshard_after_forward=False),
+       because model.policy_logp_entropy calls lm_head AFTER model(...) returns (chunked over tokens,
+       and recomputed again in backward): resharded, lm_head would hold only this rank's DTensor shard.
+       Cost: one full copy of the root's parameters per rank between forward and backward (the tied
+       151,936 x 896 embedding of Qwen2.5-0.5B is 0.54 GB in fp32). Decoder layers are freed after
+       their forward as usual. After a no-grad forward they stay gathered until the next backward.
+    """
     from torch.distributed.fsdp import CPUOffloadPolicy, fully_shard
-    kw = {"offload_policy": CPUOffloadPolicy()} if cfg.fsdp_cpu_offload else {}
+    # CPU offload (GPU runs only; untested here, no GPU): sharded fp32 params, grads and AdamW state live in
+    # pinned CPU memory and the optimizer steps on the CPU. A CPU run has nothing to offload.
+    on_gpu = next(model.parameters()).device.type == "cuda"
+    kw = {"offload_policy": CPUOffloadPolicy()} if cfg.fsdp_cpu_offload and on_gpu else {}
+    # FSDP2 warns when the root returns views (HF's hidden_states) because an in-place op on them would
+    # skip its pre-backward hook. We never write into model outputs, and the root stays gathered (3).
+    warnings.filterwarnings("ignore", message="FSDP2-wrapped module .* returned a view tensor")
     layers = model.model.layers  # every HF decoder-only LM we target keeps its blocks here
     for layer in layers:
         fully_shard(layer, **kw)
-    fully_shard(model, **kw)
+    fully_shard(model, reshard_after_forward=False, **kw)
     for m in [*layers, model]:
         m.set_gradient_divide_factor(1.0)
+        m.set_force_sum_reduction_for_comms(True)  # a plain SUM reduce-scatter (gloo has no PREMUL_SUM(1))
     return model
 
 
 class gathered_params:
-    """Context manager for the rollout under FSDP: all-gather the parameters once before sampling
-    and free them after, instead of once per layer per generated token (which would be 2 * n_layers
-    collectives per token). Cost: every rank holds one full copy of the weights while sampling
-    (0.5B params in fp32 = 2 GB), on top of its shard. One process: does nothing."""
+    """
+    Context manager for sampling under FSDP: all-gather every layer's parameters once before the
+    rollout and free them after it, instead of once per layer per generated token (2 * n_layers
+    collectives per token, thousands per rollout). Cost: while sampling, every rank holds one full
+    copy of the weights on top of its shard (fp32: 0.5B -> 2.0 GB, 1.5B -> 6.2 GB) plus its KV cache.
+    One process: does nothing.
+    """
     def __init__(self, model):
         from torch.distributed.fsdp import FSDPModule
-        self.mods = [m for m in model.modules() if isinstance(m, FSDPModule)]
+        self.root = model
+        self.mods = [m for m in model.modules() if isinstance(m, FSDPModule)] if dist.is_initialized() else []
 
     def __enter__(self):
         for m in self.mods:
@@ -99,59 +170,64 @@ class gathered_params:
     def __exit__(self, *exc):
         for m in self.mods:
             m.reshard()
-            m.set_reshard_after_forward(True, recurse=False)
+            m.set_reshard_after_forward(m is not self.root, recurse=False)  # back to what wrap_fsdp set
 
 # -----------------------------------------------------------------------------
-# checkpoints: a full Hugging Face model (rank 0) + trainer state, written to a temp name and renamed
+# checkpoints: a full Hugging Face model (rank 0) + sharded optimizer state (torch.distributed.checkpoint)
+# + trainer state, written to a temp name and renamed. out_dir must be on a filesystem all nodes share.
 
 
 def save_checkpoint(path, model, tokenizer, optimizer, trainer_state):
-    """Every rank must call this (gathering a sharded model is a collective); rank 0 writes the HF
-    model and tokenizer, and every rank writes its own optimizer shard. The directory appears under
-    its final name only when complete, so a crash never leaves a half checkpoint."""
+    """
+    Every rank must call this (gathering a sharded model is a collective). Rank 0 writes the model in
+    Hugging Face format (from_pretrained loads it, no torch.distributed needed), the tokenizer and the
+    trainer state; the optimizer state is written with torch.distributed.checkpoint, each rank its own
+    shard (one process: one shard). The directory appears under its final name only when complete, so
+    a crash never leaves a half checkpoint.
+    """
+    import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,
                                                          get_optimizer_state_dict)
-    full = StateDictOptions(full_state_dict=True, cpu_offload=True)
-    model_sd = get_model_state_dict(model, options=full)
-    optim_sd = get_optimizer_state_dict(model, optimizer, options=StateDictOptions(cpu_offload=True))
-    rank = dist.get_rank() if dist.is_initialized() else 0
+    model_sd = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    if getattr(model.config, "tie_word_embeddings", False):  # gathered copies no longer share storage, so
+        model_sd.pop("lm_head.weight", None)                  # HF would save the tied matrix twice
+    optim_sd = get_optimizer_state_dict(model, optimizer)
     tmp = path + ".tmp"
     if is_master():
         shutil.rmtree(tmp, ignore_errors=True)
+        model.config.architectures = [type(model).__name__.removeprefix("FSDP")]  # not FSDP's wrapper class
         model.save_pretrained(tmp, state_dict=model_sd)
         tokenizer.save_pretrained(tmp)
         torch.save(trainer_state, os.path.join(tmp, "trainer_state.pt"))
-    _barrier()
-    torch.save(optim_sd, os.path.join(tmp, f"optim_rank{rank}.pt"))
-    _barrier()
+    barrier()
+    dcp.save({"optimizer": optim_sd}, checkpoint_id=os.path.join(tmp, "optimizer"))
+    barrier()
     if is_master():
         old = path + ".old"
         if os.path.exists(path):
             os.replace(path, old)
         os.replace(tmp, path)
         shutil.rmtree(old, ignore_errors=True)
-    _barrier()
+    barrier()
 
 
 def load_checkpoint(path, model, optimizer, world_size):
-    """Loads weights, optimizer shard and trainer state saved by save_checkpoint (same world size)."""
+    """Loads weights, optimizer state and trainer state saved by save_checkpoint (same world size)."""
+    import torch.distributed.checkpoint as dcp
     from safetensors.torch import load_file
-    from torch.distributed.checkpoint.state_dict import (StateDictOptions, set_model_state_dict,
-                                                         set_optimizer_state_dict)
+    from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_optimizer_state_dict,
+                                                         set_model_state_dict, set_optimizer_state_dict)
     state = torch.load(os.path.join(path, "trainer_state.pt"), weights_only=False)
     if state["world_size"] != world_size:
         raise RuntimeError(f"checkpoint {path} was written by {state['world_size']} ranks, this run has "
                            f"{world_size}; resume needs the same world size")
-    sd = load_file(os.path.join(path, "model.safetensors"))
+    sd = load_file(os.path.join(path, "model.safetensors"))  # every rank reads the full file, keeps its shard
     if getattr(model.config, "tie_word_embeddings", False):
         sd.setdefault("lm_head.weight", sd["model.embed_tokens.weight"])  # HF drops the tied copy on save
-    set_model_state_dict(model, sd, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=False))
-    rank = dist.get_rank() if dist.is_initialized() else 0
-    optim_sd = torch.load(os.path.join(path, f"optim_rank{rank}.pt"), weights_only=False)
-    set_optimizer_state_dict(model, optimizer, optim_sd)
+    set_model_state_dict(model, sd, options=StateDictOptions(full_state_dict=True))
+    # dcp.load fills a state dict in place, so first build one of the right shapes (this initialises
+    # AdamW's state with a zero-lr step, then the load overwrites it)
+    optim_sd = {"optimizer": get_optimizer_state_dict(model, optimizer)}
+    dcp.load(optim_sd, checkpoint_id=os.path.join(path, "optimizer"))
+    set_optimizer_state_dict(model, optimizer, optim_sd["optimizer"])
     return state
-
-
-def _barrier():
-    if dist.is_initialized():
-        dist.barrier()

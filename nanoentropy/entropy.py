@@ -17,9 +17,16 @@ stats: floats that train.py averages over micro-batches, plus stats["clipped"], 
 tokens whose policy gradient the clip or the strategy removed (train.py pops it for diagnostics).
 logs: a dict of floats under "entropy/...", merged into the step's metrics, or None.
 Every strategy has a neutral setting that gives back grpo_loss exactly, value and gradient (tested).
+Under torchrun, which batch a statistic is taken over (each docstring says it again):
+  loss normalisers (mb["norm"]): the whole update mini-batch on ALL ranks (train.py all-reduces them);
+  Clip-Cov / KL-Cov covariance, its N and the pick: cfg.cov_scope, "micro" = this rank's micro-batch
+    (the official code), "global" = the same micro-batch index on all ranks (the paper's batch statistic);
+  AER's group accuracy mb["acc"]: local, and exact, because a prompt's G samples live on one rank;
+  metrics["policy/entropy"] read by the controllers (adaptive_entropy, aer, fec od): global, all-reduced.
 """
 import torch
 
+from nanoentropy import dist
 from nanoentropy.grpo import clip_stats, grpo_loss, kl_k3, masked_agg, masked_mean, token_objective
 
 
@@ -76,6 +83,7 @@ def adaptive_entropy(mb, cfg, state):
     Knobs, defaults from Skywork's released scripts: adaptive_entropy_init (0.0), adaptive_entropy_target
     (0.2 nats), adaptive_entropy_delta (1e-4), adaptive_entropy_max (5e-3; the floor is 0).
     Neutral: adaptive_entropy_init = 0 and adaptive_entropy_delta = 0 (c stays 0).
+    Under torchrun e is global (train.py all-reduces it), so every rank steps c the same way.
     Departures: 1) e is the full-vocabulary entropy; Skywork feeds the mean surprisal -log p of the
     sampled tokens (an estimate of the same thing on-policy; we log it as policy/surprisal);
     2) before the first measurement enabled = True, so a non-zero init acts from step 0 (Skywork's init
@@ -117,8 +125,13 @@ def clip_cov(mb, cfg, state):
     Departures: 1) ratio = 0 picks no token (the official code still picks max(1, 0) = 1): 0 is the off
     switch; 2) the PPO clip is cfg.clip_low / clip_high (0.2) with beta_* and dual_clip passed through,
     while the paper's scripts use eps = 1 (clip nearly off): set clip_high 1.0, clip_low 0.999 to match;
-    3) as in the official code the statistic is per micro-batch (N = its valid tokens), so the picks depend
-    on micro_batch_size: make the micro-batch the whole mini-batch to compute it over the update batch;
+    3) scope (cfg.cov_scope): "micro" (default), as in the official code, takes the means, N and the draw
+    over this rank's micro-batch, so the picks depend on micro_batch_size and on the number of GPUs;
+    "global" sums the means and N over the same micro-batch index on all ranks and draws the n picks from
+    the rank-ordered list of all ranks' candidates with a generator seeded alike on every rank (each rank
+    keeps its own picks). With the micro-batch as large as the rank's mini-batch, global is the statistic
+    over the whole update batch, the paper's, and 2 ranks pick what one process would (tests/test_dist.py;
+    exactly so when the ranks' rows come in the same order as in the one process's mini-batch);
     4) the draw uses mb["gen"], so a run is reproducible. kl_coef works as in grpo_loss.
     """
     logp, mask = mb["logp"], mb["mask"].bool()                                       # (B, T)
@@ -126,15 +139,22 @@ def clip_cov(mb, cfg, state):
                                 cfg.beta_low, cfg.beta_high, cfg.dual_clip)          # (B, T) to maximize
     ppo_clipped = (info["clip_low"] | info["clip_high"] | info["dual"]) & mask      # (B, T)
     with torch.no_grad():  # the selection is a statistic: no gradient flows through it
-        adv = mb["adv"][:, None].expand_as(logp)                                     # (B, T)
-        cov = (adv - masked_mean(adv, mask)) * (logp - masked_mean(logp, mask))     # (B, T)
+        glob = cfg.cov_scope == "global"   # sums over the same micro-batch index on every rank
+        total = dist.all_reduce_sum if glob else (lambda x: x)
+        adv, m = mb["adv"][:, None].expand_as(logp), mask.float()                    # (B, T), (B, T)
+        sums = total(torch.stack([m.sum(), (adv * m).sum(), (logp * m).sum()]))      # (3,) N, sum A, sum log pi
+        n_tok = sums[0].clamp(min=1)
+        cov = (adv - sums[1] / n_tok) * (logp - sums[2] / n_tok)                    # (B, T)
         cov = cov.masked_fill(~mask | ppo_clipped, float("-inf"))                   # (B, T) never a candidate
         cand = ((cov > cfg.clip_cov_lb) & (cov < cfg.clip_cov_ub)).flatten().nonzero().squeeze(1)  # (C,) row-major
-        n_valid = int(mask.sum())                    # a CPU-GPU sync, once per micro-batch
+        n_valid = int(sums[0])                       # a CPU-GPU sync, once per micro-batch
         n = 0 if cfg.clip_cov_ratio == 0 else max(1, int(cfg.clip_cov_ratio * n_valid))
-        perm = torch.randperm(len(cand), generator=mb["gen"], device=mb["gen"].device)[:n]  # (min(n, C),)
+        if glob:  # draw n among all ranks' candidates (same generator seed on every rank), keep our own
+            mine = dist.global_sample(len(cand), n, mb["gen"])                       # (<= n,)
+        else:
+            mine = torch.randperm(len(cand), generator=mb["gen"], device=mb["gen"].device)[:n]  # (min(n, C),)
         picked = torch.zeros(mask.numel(), dtype=torch.bool, device=mask.device)    # (B * T,)
-        picked[cand[perm.to(cand.device)]] = True
+        picked[cand[mine.to(cand.device)]] = True
         picked = picked.view_as(mask)                                                # (B, T)
     obj = torch.where(picked, torch.zeros_like(obj), obj)   # (B, T) value 0 and no gradient where picked
     loss = -masked_agg(obj, mb["mask"], cfg.loss_agg, mb["norm"])   # minus: optimizers minimize
@@ -159,22 +179,32 @@ def kl_cov(mb, cfg, state):
     verl's config default 0.1 differs).
     Neutral: kl_cov_ratio = 0, no token penalised. This then equals grpo_loss with clips that never bind:
     clip_low = 1 (lower ratio bound 0 < r), clip_high = 1e9 and dual_clip = 0 (tested).
-    Departures: 1) cfg.clip_*, beta_* and dual_clip are ignored: the method has no clip; 2) per-micro-batch
-    statistic, as in clip_cov. kl_coef works as in grpo_loss. A trap, not a departure: on the first,
-    on-policy update |log r| = 0 with zero gradient, so the penalty acts only from the second mini-batch.
+    Departures: 1) cfg.clip_*, beta_* and dual_clip are ignored: the method has no clip; 2) the scope of the
+    statistic is cfg.cov_scope, as in clip_cov: "micro" (official code) = this rank's micro-batch; "global"
+    = means, N and the top-k threshold over the same micro-batch index on all ranks (values all-gathered),
+    which is what PRIME-RL issue 14 asks for. kl_coef works as in grpo_loss. A trap, not a departure: on
+    the first, on-policy update |log r| = 0 with zero gradient (exactly 0: train.py scores the old
+    log-probs on the update's own micro-batches), so the penalty acts only from the second mini-batch.
     """
     logp, mask = mb["logp"], mb["mask"].bool()                                       # (B, T)
     log_ratio = logp - mb["old_logp"]                                                # (B, T)
     ratio = torch.exp(log_ratio)                                                     # (B, T) r = pi / pi_old
     adv = mb["adv"][:, None]                                                         # (B, 1) broadcast over T
     with torch.no_grad():  # the selection is a statistic: no gradient flows through it
-        adv_t = adv.expand_as(logp)                                                  # (B, T)
-        cov = (adv_t - masked_mean(adv_t, mask)) * (logp - masked_mean(logp, mask))  # (B, T)
+        glob = cfg.cov_scope == "global"   # sums and top-k over the same micro-batch index on every rank
+        total = dist.all_reduce_sum if glob else (lambda x: x)
+        adv_t, m = adv.expand_as(logp), mask.float()                                 # (B, T), (B, T)
+        sums = total(torch.stack([m.sum(), (adv_t * m).sum(), (logp * m).sum()]))    # (3,) N, sum A, sum log pi
+        n_tok = sums[0].clamp(min=1)
+        cov = (adv_t - sums[1] / n_tok) * (logp - sums[2] / n_tok)                  # (B, T)
         cov = cov.masked_fill(~mask, float("-inf"))                                  # (B, T)
-        n_valid = int(mask.sum())                    # a CPU-GPU sync, once per micro-batch
+        n_valid = int(sums[0])                       # a CPU-GPU sync, once per micro-batch
         n = 0 if cfg.kl_cov_ratio == 0 or n_valid == 0 else max(1, int(cfg.kl_cov_ratio * n_valid))
         picked = torch.zeros(mask.numel(), dtype=torch.bool, device=mask.device)    # (B * T,)
-        picked[torch.topk(cov.flatten(), n).indices] = True
+        if glob:  # the threshold is the n-th largest cov over all ranks' valid tokens
+            picked[mask.flatten()] = dist.global_topk(cov[mask], n)
+        else:
+            picked[torch.topk(cov.flatten(), n).indices] = True
         picked = picked.view_as(mask)                                                # (B, T)
     obj = ratio * adv - cfg.kl_cov_coef * log_ratio.abs() * picked   # (B, T) to maximize; minus: a penalty
     loss = -masked_agg(obj, mb["mask"], cfg.loss_agg, mb["norm"])    # minus: optimizers minimize
@@ -208,6 +238,8 @@ def aer(mb, cfg, state):
     is the accuracy threshold is unconfirmed), aer_rho (0.5), aer_coef_init (0.0), aer_lr (1e-2),
     aer_coef_max (0.05): the last four are our choices, not the paper's.
     Neutral: aer_coef_init = 0 and aer_lr = 0.
+    Under torchrun: acc_i is local and exact (a prompt's G samples live on one rank); H and H_0 are the
+    global, all-reduced batch entropy, so alpha is the same on every rank.
     Departures (besides all of it being a reconstruction): 1) hard 0/1 weights rather than a soft
     1 - acc; 2) the aggregation (cfg.loss_agg) counts every token in its denominator, weighted or not.
     """
@@ -297,7 +329,8 @@ def fec_update(state, cfg, metrics):
     OD's hysteresis, once per step (other schedules keep no state). With H the step's entropy,
     H_min = fec_od_min_ratio * H_init and tau_high(k) = H_min + (H_init - H_min)(1 - k/T):
     H <= H_min -> "boost", H > tau_high(k) -> "suppress", in between keep the mode. k is the step
-    whose rollouts gave H; the mode applies from the next step's loss.
+    whose rollouts gave H; the mode applies from the next step's loss. H is global (all-reduced), so
+    every rank switches together.
     """
     if cfg.fec_schedule != "od":
         return None
