@@ -108,26 +108,14 @@ if master:  # keep metrics.jsonl consistent with the step we restart from
 # helpers used only here
 
 
-def rollout(problems, group_size, temperature, gens):
+def rollout(problems, group_size, temperature, gen):
     """Prompts -> G completions each. Returns the batch dict (rows prompt-major) and the texts.
-    gens: a torch.Generator: one batched generate call over all prompts (eval); or a list of one
-    generator per prompt: one call per prompt, each prompt alone (the training rollout, see the loop)."""
+    gen: a torch.Generator (eval), or a list of one per prompt (the training rollout, see the loop)."""
     prompts = [format_prompt(tokenizer, p["prompt"]) for p in problems]
     p_ids, p_mask = encode_prompts(tokenizer, prompts, device)                            # (Bp, P)
-    if isinstance(gens, torch.Generator):
-        calls = [(p_ids, p_mask, gens)]
-    else:
-        calls = [(*encode_prompts(tokenizer, [p], device), g) for p, g in zip(prompts, gens)]   # (1, P_i), no padding
-    outs = []
-    with autocast, dist.gathered_params(model):  # under FSDP: weights gathered once for all the calls
-        for ids, msk, gen in calls:
-            outs.append(generate(model, ids, msk, group_size, cfg.max_new_tokens, stop_ids, tokenizer.pad_token_id,
-                                 temperature, cfg.top_k, cfg.top_p, gen))     # (rows, T_call) x 3
-    T = max(o[0].shape[1] for o in outs)
-    pad = lambda x, value: torch.nn.functional.pad(x, (0, T - x.shape[1]), value=value)   # right-pad to T
-    c_ids = torch.cat([pad(o[0], tokenizer.pad_token_id) for o in outs])                   # (B, T)
-    c_mask = torch.cat([pad(o[1], 0) for o in outs])                                       # (B, T)
-    sampler_logp = torch.cat([pad(o[2], 0.0) for o in outs])                               # (B, T)
+    with autocast, dist.gathered_params(model):  # under FSDP: weights gathered once for the whole rollout
+        c_ids, c_mask, sampler_logp = generate(model, p_ids, p_mask, group_size, cfg.max_new_tokens, stop_ids,
+                                               tokenizer.pad_token_id, temperature, cfg.top_k, cfg.top_p, gen)
     texts = tokenizer.batch_decode(c_ids.masked_fill(c_mask == 0, tokenizer.pad_token_id), skip_special_tokens=True)
     batch = {"prompt_ids": p_ids.repeat_interleave(group_size, 0), "prompt_mask": p_mask.repeat_interleave(group_size, 0),
              "completion_ids": c_ids, "mask": c_mask, "sampler_logp": sampler_logp}            # (B, P), (B, T)
@@ -215,8 +203,8 @@ for step in bar:
 
     # ---- rollout: every rank draws the same global prompt list, then takes its own slice. Each prompt's
     # G samples come from its own generator, seeded by (seed, step, the prompt's place in the GLOBAL list),
-    # so a prompt gets the same completions on 1 GPU or 8 (tests/test_dist.py: 2 ranks == 1 process).
-    # The price: one generate call per prompt (G rows) instead of one for all of this rank's rows.
+    # so a prompt gets the same completions on 1 GPU or 8 (tests/test_dist.py: 2 ranks == 1 process),
+    # still in one batched generate call (rollout._uniforms).
     rng = random.Random(cfg.seed * 1_000_003 + step)
     problems = rng.sample(train_set, cfg.prompts_per_step)[rank::world_size]
     gens = [torch.Generator(device).manual_seed(hash((cfg.seed, step, i)) % 2**62)

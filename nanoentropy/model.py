@@ -10,8 +10,8 @@ How we depart from a stock Hugging Face setup:
    PreTrainedTokenizerFast, so save_pretrained / from_pretrained round-trip both and the code path
    that trains it is the same one that trains Qwen2.5-0.5B;
 2) log-probs and entropy never go through model(...).logits: we take the final hidden states and
-   project them to the vocabulary a chunk of tokens at a time, recomputing each chunk in backward
-   (activation checkpointing), so a 152k vocabulary never needs a (N, V) fp32 tensor at once;
+   project them to the vocabulary a chunk of tokens at a time, recomputing each chunk in a
+   hand-written backward, so a 152k vocabulary never needs a (N, V) fp32 tensor at once;
 3) logits are divided by the sampling temperature before the softmax, so the loss models exactly
    the distribution the sampler drew from (top-p / top-k truncation is not modelled; keep them off
    for training, which is the default).
@@ -24,7 +24,6 @@ import shutil
 
 import torch
 import torch.nn.functional as F
-from torch.utils.checkpoint import checkpoint
 
 # -----------------------------------------------------------------------------
 # the tiny model: a character tokenizer and a small Qwen2
@@ -116,13 +115,70 @@ def compute_dtype(cfg, device):
 
 
 def _logp_entropy_chunk(h, targets, head, temperature):
-    """h: (n, D) final hidden states, targets: (n,) token ids -> logp (n,), entropy (n,), fp32."""
-    logits = head(h).float() / temperature          # (n, V) fp32: log-softmax in bf16 keeps ~3 digits
-    logz = torch.logsumexp(logits, dim=-1)          # (n,)
-    logp = logits.gather(-1, targets[:, None]).squeeze(-1) - logz   # (n,) log pi(y_t)
-    probs = torch.softmax(logits, dim=-1)           # (n, V)
-    entropy = logz - (probs * logits).sum(-1)       # (n,) H = log Z - E_p[z], always >= 0
+    """h: (n, D) final hidden states, targets: (n,) token ids -> logp (n,), entropy (n,), fp32.
+    Builds no autograd graph (it runs under no_grad, or inside _LogpEntropy.forward, which is no-grad
+    too), so it works in place and never holds more than two (n, V) fp32 tensors."""
+    logp_all = head(h).float().div_(temperature)    # (n, V) fp32: log-softmax in bf16 keeps ~3 digits
+    logp_all -= torch.logsumexp(logp_all, dim=-1, keepdim=True)     # (n, V) log pi(v | context), in place
+    logp = logp_all.gather(-1, targets[:, None]).squeeze(-1)         # (n,) log pi(y_t)
+    probs = logp_all.exp()                                           # (n, V)
+    entropy = -probs.mul_(logp_all).sum(-1)   # (n,) H = -sum_v p log p >= 0; in place: no third (n, V)
     return logp, entropy
+
+
+class _LogpEntropy(torch.autograd.Function):
+    """
+    logp (N,) and entropy (N,) of N tokens from their final hidden states h (N, D) and the output
+    embedding W (V, D), a chunk of tokens at a time, with the backward written by hand. Plain autograd
+    (or torch.utils.checkpoint per chunk, which we used first) keeps ~5 (chunk, V) tensors alive in
+    backward plus one (V, D) gradient per chunk; this keeps two, and accumulates dL/dW in place in one
+    buffer. The same trick as "fused linear cross-entropy" (Liger-Kernel) and Cut Cross-Entropy
+    (https://arxiv.org/abs/2411.09009), with the entropy added. tests/test_model.py checks it against
+    full-logits autograd, values and gradients. With z = W h / temperature and p = softmax(z):
+        d logp_y / dz = onehot(y) - p
+        d H / dz      = -p * (log p + H)                    (H = -sum_v p_v log p_v)
+    so  dL/dz = onehot(y) * g_logp - p * (g_logp + g_ent * (log p + H)), and dL/dh, dL/dW follow from z = W h.
+    """
+
+    @staticmethod
+    def forward(ctx, h, weight, targets, head, temperature, chunk_size):
+        # weight is head.weight, passed in so that autograd hands us its gradient; head(h) == h @ W.T
+        assert getattr(head, "bias", None) is None, "the hand-written backward assumes a head without bias"
+        parts = [_logp_entropy_chunk(h[i:i + chunk_size], targets[i:i + chunk_size], head, temperature)
+                 for i in range(0, h.shape[0], chunk_size)]
+        logp, entropy = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])    # (N,), (N,)
+        ctx.save_for_backward(h, weight, targets, entropy)   # no (N, V) tensor is kept
+        # backward recomputes the logits under the same autocast as forward (bf16 on GPU), so the
+        # probabilities it differentiates are the ones forward returned
+        dev = h.device.type
+        ctx.amp = (dev, torch.is_autocast_enabled(dev), torch.get_autocast_dtype(dev))
+        ctx.head, ctx.temperature, ctx.chunk_size = head, temperature, chunk_size
+        return logp, entropy
+
+    @staticmethod
+    def backward(ctx, g_logp, g_ent):                        # (N,), (N,): dL/dlogp, dL/dentropy
+        h, weight, targets, entropy = ctx.saved_tensors
+        dev, amp_on, amp_dtype = ctx.amp
+        c, temp = ctx.chunk_size, ctx.temperature
+        grad_h = torch.empty_like(h)                                                   # (N, D)
+        grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)  # (V, D)
+        with torch.autocast(dev, dtype=amp_dtype, enabled=amp_on):
+            for i in range(0, h.shape[0], c):
+                hc, gl, ge = h[i:i + c], g_logp[i:i + c, None], g_ent[i:i + c, None]   # (n, D), (n, 1), (n, 1)
+                logp_all = ctx.head(hc).float().div_(temp)                             # (n, V) recomputed
+                logp_all -= torch.logsumexp(logp_all, dim=-1, keepdim=True)            # (n, V) log p
+                probs = logp_all.exp()                                                 # (n, V)
+                # dL/dz, built in place in logp_all's memory: -p * (g_logp + g_ent * (log p + H)) ...
+                g = logp_all.add_(entropy[i:i + c, None]).mul_(ge).add_(gl).mul_(probs).neg_()   # (n, V)
+                del probs
+                g.scatter_add_(-1, targets[i:i + c, None], gl)   # ... + onehot(y) * g_logp
+                g.div_(temp)                                     # z = logits / temperature
+                grad_h[i:i + c] = g @ weight                     # (n, D)
+                if amp_on:  # a bf16 matmul, as autograd does under autocast; summed in fp32
+                    grad_w += (g.t() @ hc).float()
+                else:       # fp32: accumulate in place, no (V, D) temporary per chunk
+                    grad_w.addmm_(g.t(), hc)
+        return grad_h, grad_w.to(weight.dtype), None, None, None, None
 
 
 def policy_logp_entropy(model, prompt_ids, prompt_mask, completion_ids, completion_mask,
@@ -133,7 +189,7 @@ def policy_logp_entropy(model, prompt_ids, prompt_mask, completion_ids, completi
     prompt_ids/prompt_mask:         (B, P) left-padded
     completion_ids/completion_mask: (B, T) right-padded; the mask covers the tokens up to and
                                     including the EOS
-    chunk_size: tokens projected to the vocabulary at once (memory ~ chunk_size * V * 4 bytes * 3)
+    chunk_size: tokens projected to the vocabulary at once (memory ~ chunk_size * V * 4 bytes * 2)
     """
     input_ids = torch.cat([prompt_ids, completion_ids], dim=1)              # (B, P+T)
     attn = torch.cat([prompt_mask, completion_mask], dim=1).long()           # (B, P+T)
@@ -147,23 +203,19 @@ def policy_logp_entropy(model, prompt_ids, prompt_mask, completion_ids, completi
     sel = completion_mask.bool()                     # (B, T)
     h, targets = h[sel], completion_ids[sel]         # (N, D), (N,): skip padding entirely
     head = model.get_output_embeddings()
-    logp_parts, ent_parts = [], []
-    for i in range(0, h.shape[0], chunk_size):
-        args = (h[i:i + chunk_size], targets[i:i + chunk_size], head, temperature)
-        if torch.is_grad_enabled():
-            # recompute this chunk's logits in backward instead of keeping them: peak memory is one
-            # chunk of (chunk_size, V), not (N, V)
-            lp, ent = checkpoint(_logp_entropy_chunk, *args, use_reentrant=False)
-        else:
-            lp, ent = _logp_entropy_chunk(*args)
-        logp_parts.append(lp)
-        ent_parts.append(ent)
     logp = torch.zeros(completion_ids.shape, dtype=torch.float32, device=h.device)   # (B, T)
     entropy = torch.zeros_like(logp)                                                  # (B, T)
-    if h.shape[0]:
-        logp = logp.masked_scatter(sel, torch.cat(logp_parts))
-        entropy = entropy.masked_scatter(sel, torch.cat(ent_parts))
-    return logp, entropy
+    if h.shape[0] == 0:
+        return logp, entropy
+    if torch.is_grad_enabled():
+        # the (chunk_size, V) logits exist one chunk at a time, in forward and again in backward:
+        # peak memory is two chunks of (chunk_size, V), never (N, V)
+        lp, ent = _LogpEntropy.apply(h, head.weight, targets, head, temperature, chunk_size)   # (N,), (N,)
+    else:
+        parts = [_logp_entropy_chunk(h[i:i + chunk_size], targets[i:i + chunk_size], head, temperature)
+                 for i in range(0, h.shape[0], chunk_size)]
+        lp, ent = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    return logp.masked_scatter(sel, lp), entropy.masked_scatter(sel, ent)
 
 # -----------------------------------------------------------------------------
 # supervised warm start (the tiny model only)

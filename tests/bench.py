@@ -1,0 +1,339 @@
+"""
+How fast nanoentropy is, as ratios measured side by side in one run. A script, not a test (pytest collects
+test_*.py only): timings depend on the machine, and shared machines are noisy, so every target below is a
+ratio of two things timed in the same process, interleaved, best of a few repeats.
+
+    python tests/bench.py                  # every row: ~4 minutes on a quiet 2-core CPU, more under load
+    python tests/bench.py --quick          # only the tiny-model rows (1, 2, 4), under a minute
+    python tests/bench.py --out bench.json # where the JSON goes (default: bench.json in the cwd)
+
+Rows (the same script runs on a GPU when there is one; on CPU everything is fp32):
+  1 rollout tokens/s: our KV-cached sampler vs Hugging Face generate (its own KV cache) vs the no-cache
+    reference, on the same model, prompts, fixed length (an EOS that never fires) and sampling (T=1)
+  2 prefill sharing: a one-token rollout with G=8 samples per prompt vs G=1. We prefill each prompt once
+    and copy its cache G times; generate has to be given every prompt G times, so it prefills G times
+  3 one update of the 0.5B-shaped model: log-probs + full-vocabulary entropy + loss + backward, our chunked
+    policy_logp_entropy vs the naive full-logits version: time and peak memory, each in a fresh process
+  4 one whole tiny RL step (train.py in a subprocess), split into rollout / reward / update / logging
+  5 the answer checker (tests/bench_verify.py): checks per second, one by one and batched
+Shapes: Bp prompts, G samples each, B = Bp * G rows, P prompt length, T completion length, V vocabulary.
+"""
+import argparse
+import json
+import os
+import platform
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+import torch.nn.functional as F
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
+from nanoentropy.config import Config  # noqa: E402
+from nanoentropy.data import get_problems  # noqa: E402
+from nanoentropy.model import build_char_tokenizer, build_tiny_model, policy_logp_entropy  # noqa: E402
+from nanoentropy.rollout import encode_prompts, generate, generate_nocache  # noqa: E402
+
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+# Qwen2.5-0.5B's config.json, built with random weights (no download): 494M parameters, tied embeddings
+QWEN_05B = dict(vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
+                num_attention_heads=14, num_key_value_heads=2, tie_word_embeddings=True, rope_theta=1e6,
+                max_position_embeddings=32768)
+OURS, HF, NOCACHE = "nanoentropy generate", "HF generate (KV cache)", "no-cache reference"
+ROWS = []  # every line of the table, in order; also what goes into the JSON
+
+
+def add(row, what, engine, value, unit, ratio=None, target=None, passed=None, **extra):
+    """One line of the table. ratio and target go together; passed is None where there is no target."""
+    ROWS.append(dict(row=row, what=what, engine=engine, value=value, unit=unit, ratio=ratio, target=target,
+                     passed=passed, **extra))
+    print("  " + fmt(ROWS[-1]), flush=True)  # as we go, so a long run shows progress
+
+
+def fmt(r):
+    ratio = f"{r['ratio']:.2f}x" if r["ratio"] is not None else ""
+    result = "" if r["passed"] is None else ("PASS" if r["passed"] else "FAIL")
+    return (f"{r['what']:<34} {r['engine']:<22} {r['value']:>9.4g} {r['unit']:<8} {ratio:>7}  "
+            f"{r['target'] or '':<15} {result}")
+
+
+def machine():
+    cpu = platform.processor()
+    if os.path.exists("/proc/cpuinfo"):
+        cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), cpu)
+    return {"platform": platform.platform(), "cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
+            "device": torch.cuda.get_device_name() if DEVICE.type == "cuda" else "cpu",
+            # other jobs on a shared machine slow everything down: this says how busy it was
+            "load_avg_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None}
+
+
+def sync():
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize()  # CUDA is asynchronous: without this we would time the launch, not the work
+
+
+def best_of(fns, repeats):
+    """Time each fn `repeats` times, interleaved (a, b, c, a, b, c, ...) so that a burst of load from other
+    jobs hits every engine alike; the best repeat is the one least disturbed. {name: [seconds, ...]}.
+    Each fn has been warmed up by the caller (first calls pay one-off allocation and lazy-import costs)."""
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            sync()
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+# -----------------------------------------------------------------------------
+# rows 1 and 2: the three rollout engines, called with the same prompts, lengths and sampling settings
+
+
+def blank_generation_config(model):
+    """generate reads sampling defaults from generation_config (top_k=50 unless told otherwise); blank
+    them, as load_policy does, so that every engine samples plain softmax(logits) at T=1."""
+    gc = model.generation_config
+    gc.top_k, gc.top_p, gc.temperature, gc.repetition_penalty, gc.do_sample = None, None, None, None, True
+
+
+def engines(model, ids, mask, G, N, pad_id, which):
+    """{name: fn} for the engines in `which`. ids, mask: (Bp, P) left-padded prompts. Every fn rolls out
+    Bp * G rows of exactly N new tokens: our samplers get an EOS id that can never fire ([-1]), generate
+    gets min_new_tokens = max_new_tokens = N. All run under no_grad, the model in eval mode."""
+    gen = torch.Generator(DEVICE).manual_seed(0)
+    ids_g, mask_g = ids.repeat_interleave(G, 0), mask.repeat_interleave(G, 0)  # (B, P): all generate can take
+    fns = {OURS: lambda: generate(model, ids, mask, G, N, [-1], pad_id, 1.0, 0, 1.0, gen),
+           HF: lambda: model.generate(input_ids=ids_g, attention_mask=mask_g, do_sample=True, temperature=1.0,
+                                      top_k=0, top_p=1.0, min_new_tokens=N, max_new_tokens=N, pad_token_id=pad_id),
+           NOCACHE: lambda: generate_nocache(model, ids, mask, G, N, [-1], pad_id, 1.0, 0, 1.0, gen)}
+    return {name: torch.no_grad()(fn) for name, fn in fns.items() if name in which}
+
+
+def bench_rollout(tag, model, ids, mask, G, N, pad_id, repeats, which, warm_N, warm_Bp=None):
+    """Row 1: generated tokens per second (rows x N / seconds, best repeat) of our sampler and one or two
+    others. Each engine is warmed up first, on the first warm_Bp prompts (all by default), warm_N tokens."""
+    for name in which:
+        engines(model, ids[:warm_Bp], mask[:warm_Bp], G, warm_N, pad_id, [name])[name]()
+    times = best_of(engines(model, ids, mask, G, N, pad_id, which), repeats)
+    tps = {name: ids.shape[0] * G * N / min(t) for name, t in times.items()}
+    what = f"1 rollout {tag} {ids.shape[0]}x{G}x{N}"
+    add(1, what, OURS, tps[OURS], "tok/s", times=times[OURS])
+    for name in which[1:]:
+        target = {HF: 1.5 if tag == "tiny" else 1.1, NOCACHE: 10.0}[name]
+        # ratio: how many times faster our sampler is than this engine, in the same run
+        add(1, what, name, tps[name], "tok/s", ratio=tps[OURS] / tps[name], target=f">= {target}x",
+            passed=tps[OURS] / tps[name] >= target, times=times[name])
+
+
+def bench_prefill(tag, model, ids, mask, pad_id, repeats, which, warm=True):
+    """Row 2: a one-token rollout (prefill + one sampled token) with G = 8 vs G = 1, same prompts."""
+    fns = {}
+    for G in (1, 8):
+        for name, fn in engines(model, ids, mask, G, 1, pad_id, which).items():
+            fns[(name, G)] = fn
+            if warm:
+                fn()
+    times = best_of(fns, repeats)
+    what = f"2 prefill {tag} {ids.shape[0]}x{ids.shape[1]} +1 token"
+    for name in which:
+        t1, t8 = min(times[(name, 1)]), min(times[(name, 8)])
+        add(2, what, name, t1 * 1e3, "ms G=1")
+        # ratio: G=8 time / G=1 time. ~1 when each prompt is prefilled once, towards 8 when it is prefilled G
+        # times. Only ours has a target; generate is there to show the difference
+        ours = name == OURS
+        add(2, what, name, t8 * 1e3, "ms G=8", ratio=t8 / t1, target="<= 2x (not 8x)" if ours else None,
+            passed=t8 / t1 <= 2.0 if ours else None)
+
+# -----------------------------------------------------------------------------
+# row 3: one update of the 0.5B-shaped model, chunked vs naive, each in a fresh process
+
+
+def update_child(variant, B, P, T):
+    """Runs in its own process, so that peak memory is this variant's alone. Builds the 0.5B-shaped model,
+    then times one forward + loss + backward on a (B, P + T) micro-batch and measures the peak memory it
+    adds on top of the model, its gradients and the inputs. Prints one JSON line."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(Qwen2Config(**QWEN_05B)).to(DEVICE).train()
+    # as in configs/qwen2.5-0.5b-gsm8k.yaml: keep each layer's input only. Without it 24 layers of
+    # activations (~2.5 GB here) sit in both variants and hide what the vocabulary projection costs
+    model.gradient_checkpointing_enable()
+    model.config.use_cache = False
+    # the parameter gradients (2 GB fp32) exist in both variants: allocate them up front, as they are for
+    # every micro-batch after the first in train.py's accumulation loop, so the peak is what the update adds
+    for prm in model.parameters():
+        prm.grad = torch.zeros_like(prm)
+    g = torch.Generator().manual_seed(0)
+    p_ids = torch.randint(0, QWEN_05B["vocab_size"], (B, P), generator=g).to(DEVICE)               # (B, P)
+    c_ids = torch.randint(0, QWEN_05B["vocab_size"], (B, T), generator=g).to(DEVICE)               # (B, T)
+    p_mask, c_mask = torch.ones_like(p_ids), torch.ones_like(c_ids)
+    adv = torch.randn(B, 1, generator=g).to(DEVICE)                                                # (B, 1)
+    base = peak_reset()
+    sync()
+    t0 = time.perf_counter()
+    if variant == "chunked":
+        logp, entropy = policy_logp_entropy(model, p_ids, p_mask, c_ids, c_mask, 1.0, Config().logits_chunk)
+    else:  # naive: logits for every position, fp32 log-softmax over the vocabulary, gather, entropy
+        ids, attn = torch.cat([p_ids, c_ids], 1), torch.cat([p_mask, c_mask], 1)                  # (B, P+T)
+        logits = model(input_ids=ids, attention_mask=attn, position_ids=(attn.cumsum(1) - 1).clamp(min=0)).logits
+        logp_all = F.log_softmax(logits[:, P - 1:-1].float(), -1)                                  # (B, T, V)
+        logp = logp_all.gather(-1, c_ids[..., None]).squeeze(-1)                                   # (B, T)
+        entropy = -(logp_all.exp() * logp_all).sum(-1)                                             # (B, T)
+        del logits, logp_all  # what backward needs stays alive in the graph anyway
+    # the same loss for both: the on-policy GRPO surrogate (ratio 1, gradient adv * grad logp) plus an
+    # entropy bonus, so that logp and entropy both carry gradient, as in entropy.py's strategies
+    obj = (torch.exp(logp - logp.detach()) * adv).mean() + 1e-3 * entropy.mean()
+    loss = -obj  # minus: optimizers minimize
+    loss.backward()
+    sync()
+    seconds = time.perf_counter() - t0
+    print("RESULT " + json.dumps({"seconds": seconds, "peak_gib": (peak_read() - base) / 2 ** 30}), flush=True)
+
+
+def peak_reset():
+    """Bytes in use now, after resetting the peak counter. CUDA: the allocator's own counters. CPU (Linux):
+    writing 5 to /proc/self/clear_refs resets VmHWM, the process's peak resident memory, to its current RSS."""
+    if DEVICE.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+        return torch.cuda.memory_allocated()
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    return _status_kib("VmRSS") * 1024
+
+
+def peak_read():
+    return torch.cuda.max_memory_allocated() if DEVICE.type == "cuda" else _status_kib("VmHWM") * 1024
+
+
+def _status_kib(key):
+    return int(re.search(rf"{key}:\s+(\d+)", open("/proc/self/status").read()).group(1))
+
+
+def bench_update(B=8, P=64, T=64):
+    res = {}
+    for variant in ("naive", "chunked"):
+        cmd = [sys.executable, os.path.abspath(__file__), "--update_child", variant, f"--shape={B},{P},{T}"]
+        p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        line = next((l for l in p.stdout.splitlines() if l.startswith("RESULT ")), None)
+        assert p.returncode == 0 and line, f"update child '{variant}' failed:\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}"
+        res[variant] = json.loads(line[len("RESULT "):])
+    what = f"3 update 0.5B {B}x({P}+{T}) V=152k"
+    n, c = res["naive"], res["chunked"]
+    add(3, what, "naive: time", n["seconds"], "s")
+    add(3, what, "chunked: time", c["seconds"], "s", ratio=c["seconds"] / n["seconds"], target="<= 1.2x",
+        passed=c["seconds"] / n["seconds"] <= 1.2)
+    add(3, what, "naive: peak memory", n["peak_gib"], "GiB")
+    add(3, what, "chunked: peak memory", c["peak_gib"], "GiB", ratio=c["peak_gib"] / n["peak_gib"],
+        target="<= 0.5x", passed=c["peak_gib"] / n["peak_gib"] <= 0.5)
+
+# -----------------------------------------------------------------------------
+# rows 4 and 5: where a whole tiny RL step goes, and the answer checker
+
+
+def bench_step(num_steps):
+    """Row 4: train.py on configs/tiny.yaml for a few steps; times from its metrics.jsonl, averaged over
+    the steps after the first (step 0 also runs the initial eval)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "train.py", "--config", "configs/tiny.yaml", f"--num_steps={num_steps}",
+               "--sft_steps=50", "--eval_every=0", "--eval_size=16", "--save_every=0", "--log_samples_every=0",
+               f"--out_dir={tmp}/run", f"--base_cache_dir={tmp}/base"]
+        p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        assert p.returncode == 0, f"train.py failed:\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}"
+        steps = [json.loads(l) for l in open(f"{tmp}/run/metrics.jsonl")][1:]
+    mean = lambda k: sum(s[k] for s in steps) / len(steps)
+    step = mean("time/step_s")
+    parts = {"rollout": mean("time/rollout_s"), "reward": mean("time/reward_s"), "update": mean("time/update_s")}
+    parts["logging"] = step - sum(parts.values())  # metrics, the post-update entropy re-score, printing
+    what = "4 tiny RL step, 16 prompts x 8"
+    for name, s in parts.items():
+        add(4, what, name, s * 1e3, "ms", share=s / step)
+    add(4, what, "whole step", step * 1e3, "ms")
+
+
+def bench_checker(n=2000):
+    """Row 5: verify.py checks per second (tests/bench_verify.py does the work)."""
+    from bench_verify import bench_verify
+    for name, rate in bench_verify(n).items():
+        add(5, "5 answer checker", name, rate, "checks/s")
+
+# -----------------------------------------------------------------------------
+# the two models, and main
+
+
+def tiny_rows(repeats, quick):
+    cfg = Config()
+    tok = build_char_tokenizer()
+    model = build_tiny_model(cfg, tok).to(DEVICE).eval()
+    blank_generation_config(model)
+    prompts = [p["prompt"] for p in get_problems(cfg)[0][:64]]            # "12+34=", "7*8=", ...: 4 to 6 chars
+    ids, mask = encode_prompts(tok, prompts, DEVICE)                        # (64, P) left-padded
+    pad = tok.pad_token_id
+    bench_rollout("tiny", model, ids, mask, 8, 48, pad, repeats, [OURS, HF], warm_N=48)
+    # the no-cache reference is ~25x slower: timed in its own pair, with fewer repeats and a short warm-up
+    bench_rollout("tiny", model, ids, mask, 8, 48, pad, 1 if quick else 2, [OURS, NOCACHE], warm_N=4)
+    bench_prefill("tiny", model, ids, mask, pad, repeats, [OURS, HF])
+
+
+def qwen_rows():
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(Qwen2Config(**QWEN_05B)).to(DEVICE).eval()
+    blank_generation_config(model)
+    # 16 prompts of random ids, 32 to 64 tokens long, left-padded with id 0 (masked out)
+    rng = random.Random(0)
+    lens = [rng.randint(32, 64) for _ in range(16)]
+    ids = torch.zeros(16, max(lens), dtype=torch.long)                                           # (16, P)
+    mask = torch.zeros_like(ids)
+    for i, n in enumerate(lens):
+        ids[i, -n:] = torch.randint(1, QWEN_05B["vocab_size"], (n,), generator=torch.Generator().manual_seed(i))
+        mask[i, -n:] = 1
+    ids, mask = ids.to(DEVICE), mask.to(DEVICE)
+    # one repeat, warmed up on 2 tokens: each call takes tens of seconds, so one-off costs and noise are
+    # small next to it. The no-cache reference is not run here: it re-reads all 32 x ~80 tokens for every
+    # new token through 494M parameters, which would take ~15 minutes on a 2-core CPU
+    bench_rollout("0.5B", model, ids, mask, 2, 32, 0, 1, [OURS, HF], warm_N=2, warm_Bp=1)
+    bench_prefill("0.5B", model, ids, mask, 0, 1, [OURS], warm=False)  # row 1 has warmed it up
+    del model  # free its 2 GB before the update rows start their own processes
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="only the tiny-model rows (1, 2, 4), under a minute")
+    ap.add_argument("--out", default="bench.json", help="where to write the JSON")
+    ap.add_argument("--repeats", type=int, default=None,
+                    help="timed repeats of each tiny-model engine, the best counts (default 5; 3 with --quick)")
+    ap.add_argument("--update_child", help=argparse.SUPPRESS)  # internal: one row-3 variant in its own process
+    ap.add_argument("--shape", default="8,64,64", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.update_child:
+        return update_child(args.update_child, *map(int, args.shape.split(",")))
+    info = machine()
+    print(f"machine: {info}")
+    t0 = time.perf_counter()
+    tiny_rows(args.repeats or (3 if args.quick else 5), args.quick)
+    bench_step(num_steps=3 if args.quick else 6)
+    if not args.quick:
+        bench_checker()
+        qwen_rows()
+        bench_update()
+    info["total_seconds"] = time.perf_counter() - t0
+    print(f"\nnanoentropy benchmarks: {info['cpu']}, {info['cores']} cores, device {info['device']}, fp32, "
+          f"torch {info['torch']}, load average at start {(info['load_avg_at_start'] or ['?'])[0]}")
+    print(f"{'row':<34} {'engine / variant':<22} {'value':>9} {'unit':<8} {'ratio':>7}  {'target':<15} result")
+    for r in ROWS:
+        print(fmt(r))
+    print(f"total {info['total_seconds']:.0f} s")
+    with open(args.out, "w") as f:
+        json.dump({"machine": info, "quick": args.quick, "rows": ROWS}, f, indent=1)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
