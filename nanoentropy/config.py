@@ -187,6 +187,7 @@ def validate(cfg: Config):
     need(0 <= cfg.clip_low < 1, "clip_low", "in [0, 1)")
     need(0 < cfg.top_p <= 1, "top_p", "in (0, 1]")
     need(cfg.dual_clip == 0 or cfg.dual_clip > 1, "dual_clip", "0 (off) or > 1")
+    need(0 <= cfg.sft_noise < 1, "sft_noise", "in [0, 1)")
     need(set(cfg.arith_ops) <= set("+-*/") and cfg.arith_ops, "arith_ops", "a non-empty subset of '+-*/'")
     need(cfg.task == "arith" or cfg.data_path, "data_path", f"set for task '{cfg.task}'")
     need((cfg.prompts_per_step * cfg.group_size) % cfg.num_minibatches == 0, "num_minibatches",
