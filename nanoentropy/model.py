@@ -182,7 +182,7 @@ class _LogpEntropy(torch.autograd.Function):
 
 
 def policy_logp_entropy(model, prompt_ids, prompt_mask, completion_ids, completion_mask,
-                        temperature=1.0, chunk_size=1024, with_entropy=True):
+                        temperature=1.0, chunk_size=1024):
     """
     One forward over prompt + completion. Returns logp (B, T) of the completion tokens and their
     full-vocabulary entropy (B, T), both fp32, zero where completion_mask is 0.
