@@ -14,12 +14,14 @@ Why not model.generate? Three reasons, each a bug somebody has shipped:
    id, per row), without post-processing generate's output.
 How it departs from a production engine: no paged cache, no continuous batching, no CUDA graphs. The
 cache is one buffer per layer sized for the whole rollout (PreallocatedLayer below), not HF's
-DynamicCache, which re-copies the entire cache at every token (a concat per layer).
+DynamicCache, which re-copies the entire cache at every token (a concat per layer); and the decode
+steps attend with two plain matmuls (decode_attention below), not the sdpa kernel.
 What each choice buys, measured side by side against model.generate and the no-cache reference, is in
 tests/bench.py and the README's "Performance" section.
 """
 import torch
 import torch.nn.functional as F
+from transformers import AttentionInterface
 from transformers.cache_utils import Cache, DynamicLayer
 
 
@@ -29,7 +31,7 @@ class PreallocatedLayer(DynamicLayer):
     (B, H, t, hd) cache at every new token: quadratic copying over a rollout, which on the tiny model
     costs about as much as attention itself. Here the (B, H, max_len, hd) buffer is allocated once at
     prefill, each step writes one column, and attention gets a view of the filled part (no copy; a
-    strided view makes sdpa ~10% slower than a contiguous one, far less than the copy it saves).
+    strided view is a little slower to attend over than a contiguous one, far less than the copy it saves).
     Everything else (mask sizes, what the model asks of a cache) is DynamicLayer's, unchanged.
     """
 
@@ -59,6 +61,28 @@ class PreallocatedLayer(DynamicLayer):
         self.k_buf = self.k_buf.repeat_interleave(repeats, 0)                  # (Bp * G, H, max_len, hd)
         self.v_buf = self.v_buf.repeat_interleave(repeats, 0)
         self.keys, self.values = self.k_buf[:, :, :self.n], self.v_buf[:, :, :self.n]
+
+
+def decode_attention(module, query, key, value, attention_mask, scaling=None, **kwargs):
+    """
+    Attention for a single new token per row, plugged into the HF model by name for generate()'s decode
+    steps (AttentionInterface is transformers' hook for this; the model code is unchanged).
+    query (B, H, 1, hd); key, value (B, Hkv, L, hd), views of the cache; attention_mask (B, 1, 1, L) additive
+    (0 = attend, -inf = padding). With one query there is nothing to tile, and on CPU sdpa's flash kernel
+    costs ~1.7x these two matmuls at the tiny model's shapes (tests/bench.py row 1 shows the whole effect).
+    GQA: the H / Hkv query heads that share a key/value head become rows of one matmul, so the cache is
+    never expanded to H heads.
+    """
+    B, H, q_len, hd = query.shape
+    Hkv = key.shape[1]
+    assert q_len == 1, "decode_attention serves one new token per row; prefill and training use the model's own"
+    q = query.reshape(B, Hkv, H // Hkv, hd)                                      # (B, Hkv, H/Hkv, hd)
+    scores = torch.matmul(q, key.transpose(-1, -2)).mul_(scaling).add_(attention_mask)   # (B, Hkv, H/Hkv, L)
+    probs = scores.float().softmax(-1).to(value.dtype)  # fp32 softmax (bf16 under autocast), as HF eager does
+    return torch.matmul(probs, value).reshape(B, 1, H, hd), None      # (B, q=1, H, hd), no attention weights
+
+
+AttentionInterface.register("nanoentropy_decode", decode_attention)
 
 
 def encode_prompts(tokenizer, prompts, device):
@@ -139,35 +163,37 @@ def generate(model, prompt_ids, prompt_mask, group_size, max_new_tokens, eos_ids
         cache.batch_repeat_interleave(G)
         logits = out.logits[:, -1].float().repeat_interleave(G, 0)                            # (B, V)
         # everything the loop writes is allocated once up front, like the cache: no per-token torch.cat
-        attn = torch.zeros(B, P + N, dtype=torch.bool, device=prompt_ids.device)  # (B, P+N) mask, filled as we go
-        attn[:, :P] = prompt_mask.repeat_interleave(G, 0).bool()
-        n_real = attn.sum(1)                                       # (B,) real tokens so far, for positions
+        dev = prompt_ids.device
+        # the attention mask, additive, one column per position: -inf on prompt padding and on positions fed
+        # after a row finished, 0 elsewhere. (B, 1, 1, keys) is the shape the attention takes as it is
+        bias = torch.zeros(B, 1, 1, P + N, device=dev)                                       # (B, 1, 1, P+N)
+        bias[:, 0, 0, :P].masked_fill_(prompt_mask.repeat_interleave(G, 0) == 0, float("-inf"))
+        n_real = prompt_mask.sum(1).repeat_interleave(G, 0)        # (B,) real tokens so far, for positions
         tokens = prompt_ids.new_full((B, N), pad_id)                                          # (B, N)
-        masks = torch.zeros(B, N, dtype=torch.long, device=prompt_ids.device)                 # (B, N)
-        logps = torch.zeros(B, N, dtype=torch.float32, device=prompt_ids.device)              # (B, N)
-        done = torch.zeros(B, dtype=torch.bool, device=prompt_ids.device)                     # (B,)
-        sdpa = getattr(model.config, "_attn_implementation", None) == "sdpa"
-        for t in range(N):
-            tok, lp = sample_token(logits, temperature, top_k, top_p, generator)              # (B,), (B,)
-            real = ~done                      # this token belongs to the completion (incl. its EOS)
-            tokens[:, t] = tok.masked_fill(done, pad_id)
-            masks[:, t] = real
-            logps[:, t] = lp.masked_fill(done, 0.0)
-            done = done | torch.isin(tok, eos)
-            if done.all() or t == N - 1:  # stop the loop as soon as every row has stopped
-                break
-            # feed the new token; a finished row keeps running on padding that nothing attends to.
-            # note: done.all() above is a GPU->CPU sync once per token; cheap next to the forward
-            attn[:, P + t] = real
-            n_real += real
-            # for sdpa the mask goes in as 4D (B, 1, q=1, keys), True = attend, which HF passes on as is.
-            # One query token sees every earlier key, so causality adds nothing and the padding mask is all
-            # there is; from the 2D mask HF would rebuild this at every token (~8% of the tiny model's ops).
-            # Other attention kernels (eager adds the mask, flash wants 2D) get the 2D mask
-            mask = attn[:, None, None, :P + t + 1] if sdpa else attn[:, :P + t + 1].long()
-            out = model(input_ids=tokens[:, t:t + 1], attention_mask=mask, position_ids=(n_real - 1)[:, None],
-                        past_key_values=cache, use_cache=True)
-            logits = out.logits[:, -1].float()                                                # (B, V)
+        masks = torch.zeros(B, N, dtype=torch.long, device=dev)                               # (B, N)
+        logps = torch.zeros(B, N, dtype=torch.float32, device=dev)                            # (B, N)
+        done = torch.zeros(B, dtype=torch.bool, device=dev)                                   # (B,)
+        attn_impl = model.config._attn_implementation
+        model.config._attn_implementation = "nanoentropy_decode"   # decode_attention, for the loop only
+        try:
+            for t in range(N):
+                tok, lp = sample_token(logits, temperature, top_k, top_p, generator)          # (B,), (B,)
+                real = ~done                      # this token belongs to the completion (incl. its EOS)
+                tokens[:, t] = tok.masked_fill(done, pad_id)
+                masks[:, t] = real
+                logps[:, t] = lp.masked_fill(done, 0.0)
+                done = done | torch.isin(tok, eos)
+                if done.all() or t == N - 1:  # stop the loop as soon as every row has stopped
+                    break
+                # feed the new token; a finished row keeps running on padding that nothing attends to.
+                # note: done.all() above is a GPU->CPU sync once per token; cheap next to the forward
+                bias[:, 0, 0, P + t].masked_fill_(~real, float("-inf"))
+                n_real += real
+                out = model(input_ids=tokens[:, t:t + 1], attention_mask=bias[..., :P + t + 1],
+                            position_ids=(n_real - 1)[:, None], past_key_values=cache, use_cache=True)
+                logits = out.logits[:, -1].float()                                            # (B, V)
+        finally:  # back to the model's own attention, even if the loop raised
+            model.config._attn_implementation = attn_impl
     model.train(was_training)
     return tokens[:, :t + 1].clone(), masks[:, :t + 1].clone(), logps[:, :t + 1].clone()
 
