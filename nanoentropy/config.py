@@ -30,7 +30,7 @@ class Config:
     tiny_layers: int = 4                # tiny model: decoder layers
     tiny_heads: int = 4                 # tiny model: attention heads (2 key/value heads)
     grad_checkpointing: bool = False    # recompute activations in backward (saves memory on big models)
-    logits_chunk: int = 1024            # tokens projected to the vocabulary at once for logp/entropy
+    logits_chunk: int = 256             # tokens projected to the vocabulary at once (memory ~2 x chunk x V x 4 B)
     fsdp_cpu_offload: bool = False      # torchrun only: keep sharded params and optimizer state on CPU
     # supervised warm start (tiny model only: a random model never finds reward)
     sft_steps: int = 600                # steps of next-token training on reference answers (0 = skip)

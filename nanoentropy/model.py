@@ -79,9 +79,15 @@ def load_policy(cfg, device):
     gc = model.generation_config
     gc.top_k, gc.top_p, gc.temperature, gc.repetition_penalty, gc.do_sample = None, None, None, None, True
     if cfg.grad_checkpointing:
-        model.gradient_checkpointing_enable()
+        enable_checkpointing(model)
         model.config.use_cache = False  # the training forward never uses the cache; the sampler passes its own
     return model.to(device), tokenizer
+
+
+def enable_checkpointing(model):
+    """Keep each decoder layer's input only and recompute the rest in backward. transformers 5.x renamed
+    gradient_checkpointing_enable (deprecated, warns) to activation_checkpointing_enable; 4.x has only the old."""
+    (getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable)()
 
 
 def eos_ids(model, tokenizer):
@@ -128,26 +134,32 @@ def _logp_entropy_chunk(h, targets, head, temperature):
 
 class _LogpEntropy(torch.autograd.Function):
     """
-    logp (N,) and entropy (N,) of N tokens from their final hidden states h (N, D) and the output
-    embedding W (V, D), a chunk of tokens at a time, with the backward written by hand. Plain autograd
-    (or torch.utils.checkpoint per chunk, which we used first) keeps ~5 (chunk, V) tensors alive in
-    backward plus one (V, D) gradient per chunk; this keeps two, and accumulates dL/dW in place in one
-    buffer. The same trick as "fused linear cross-entropy" (Liger-Kernel) and Cut Cross-Entropy
-    (https://arxiv.org/abs/2411.09009), with the entropy added. tests/test_model.py checks it against
-    full-logits autograd, values and gradients. With z = W h / temperature and p = softmax(z):
+    logp (N,) and entropy (N,) of N tokens from their final hidden states h (N, D) through the output
+    embedding W (V, D) of `head`, a chunk of tokens at a time, with the backward written by hand. Plain
+    autograd (or torch.utils.checkpoint per chunk, which we used first) keeps ~5 (chunk, V) tensors alive in
+    backward plus one (V, D) gradient per chunk; this keeps two. The same trick as "fused linear
+    cross-entropy" (Liger-Kernel) and Cut Cross-Entropy (https://arxiv.org/abs/2411.09009), with the entropy
+    added. tests/test_model.py checks it against full-logits autograd, values and gradients. With
+    z = W h / temperature and p = softmax(z):
         d logp_y / dz = onehot(y) - p
         d H / dz      = -p * (log p + H)                    (H = -sum_v p_v log p_v)
     so  dL/dz = onehot(y) * g_logp - p * (g_logp + g_ent * (log p + H)), and dL/dh, dL/dW follow from z = W h.
+    One departure from a textbook autograd.Function: dL/dW is added straight into W.grad, chunk by chunk,
+    instead of being returned. Returned, autograd would hold the whole (V, D) gradient until the input
+    embedding's gradient reaches the same (tied) tensor at the very end of backward, then sum the two: at
+    V = 152k that is an extra 0.5 GB fp32 through the whole backward (tests/bench.py row 3 measures it). So
+    call .backward(), which fills .grad; torch.autograd.grad would not see the head's share.
     """
 
     @staticmethod
     def forward(ctx, h, weight, targets, head, temperature, chunk_size):
-        # weight is head.weight, passed in so that autograd hands us its gradient; head(h) == h @ W.T
+        # weight is head.weight (head(h) == h @ W.T), an input only so that the outputs require grad when it
+        # does; its gradient goes into .grad directly (see above), so backward returns None for it
         assert getattr(head, "bias", None) is None, "the hand-written backward assumes a head without bias"
         parts = [_logp_entropy_chunk(h[i:i + chunk_size], targets[i:i + chunk_size], head, temperature)
                  for i in range(0, h.shape[0], chunk_size)]
         logp, entropy = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])    # (N,), (N,)
-        ctx.save_for_backward(h, weight, targets, entropy)   # no (N, V) tensor is kept
+        ctx.save_for_backward(h, targets, entropy)   # no (N, V) tensor is kept
         # backward recomputes the logits under the same autocast as forward (bf16 on GPU), so the
         # probabilities it differentiates are the ones forward returned
         dev = h.device.type
@@ -157,11 +169,12 @@ class _LogpEntropy(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g_logp, g_ent):                        # (N,), (N,): dL/dlogp, dL/dentropy
-        h, weight, targets, entropy = ctx.saved_tensors
+        h, targets, entropy = ctx.saved_tensors
         dev, amp_on, amp_dtype = ctx.amp
-        c, temp = ctx.chunk_size, ctx.temperature
+        c, temp, weight = ctx.chunk_size, ctx.temperature, ctx.head.weight   # weight: (V, D)
+        if weight.requires_grad and weight.grad is None:   # what AccumulateGrad would do for a first gradient
+            weight.grad = torch.zeros_like(weight)
         grad_h = torch.empty_like(h)                                                   # (N, D)
-        grad_w = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)  # (V, D)
         with torch.autocast(dev, dtype=amp_dtype, enabled=amp_on):
             for i in range(0, h.shape[0], c):
                 hc, gl, ge = h[i:i + c], g_logp[i:i + c, None], g_ent[i:i + c, None]   # (n, D), (n, 1), (n, 1)
@@ -174,15 +187,17 @@ class _LogpEntropy(torch.autograd.Function):
                 g.scatter_add_(-1, targets[i:i + c, None], gl)   # ... + onehot(y) * g_logp
                 g.div_(temp)                                     # z = logits / temperature
                 grad_h[i:i + c] = g @ weight                     # (n, D)
-                if amp_on:  # a bf16 matmul, as autograd does under autocast; summed in fp32
-                    grad_w += (g.t() @ hc).float()
-                else:       # fp32: accumulate in place, no (V, D) temporary per chunk
-                    grad_w.addmm_(g.t(), hc)
-        return grad_h, grad_w.to(weight.dtype), None, None, None, None
+                if not weight.requires_grad:
+                    continue
+                if amp_on:  # a bf16 matmul, as autograd does under autocast, added into the fp32 .grad
+                    weight.grad += g.t() @ hc
+                else:       # fp32: in place, no (V, D) temporary per chunk
+                    weight.grad.addmm_(g.t(), hc)
+        return grad_h, None, None, None, None, None
 
 
 def policy_logp_entropy(model, prompt_ids, prompt_mask, completion_ids, completion_mask,
-                        temperature=1.0, chunk_size=1024):
+                        temperature=1.0, chunk_size=256):
     """
     One forward over prompt + completion. Returns logp (B, T) of the completion tokens and their
     full-vocabulary entropy (B, T), both fp32, zero where completion_mask is 0.

@@ -36,7 +36,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 from nanoentropy.config import Config  # noqa: E402
 from nanoentropy.data import get_problems  # noqa: E402
-from nanoentropy.model import build_char_tokenizer, build_tiny_model, policy_logp_entropy  # noqa: E402
+from nanoentropy.model import build_char_tokenizer, build_tiny_model, enable_checkpointing, policy_logp_entropy  # noqa: E402
 from nanoentropy.rollout import encode_prompts, generate, generate_nocache  # noqa: E402
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -172,7 +172,7 @@ def update_child(variant, B, P, T):
     model = Qwen2ForCausalLM(Qwen2Config(**QWEN_05B)).to(DEVICE).train()
     # as in configs/qwen2.5-0.5b-gsm8k.yaml: keep each layer's input only. Without it 24 layers of
     # activations (~2.5 GB here) sit in both variants and hide what the vocabulary projection costs
-    model.gradient_checkpointing_enable()
+    enable_checkpointing(model)
     model.config.use_cache = False
     # the parameter gradients (2 GB fp32) exist in both variants: allocate them up front, as they are for
     # every micro-batch after the first in train.py's accumulation loop, so the peak is what the update adds
@@ -228,7 +228,13 @@ def bench_update(B=8, P=64, T=64):
     res = {}
     for variant in ("naive", "chunked"):
         cmd = [sys.executable, os.path.abspath(__file__), "--update_child", variant, f"--shape={B},{P},{T}"]
-        p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        # CPU: the peak is the process's peak resident memory, so glibc's malloc must hand freed tensors back to
+        # the OS. By default it raises its mmap threshold after the first large free (up to 32 MiB), and from
+        # then on freed tensors stay in its heap and count as resident: ~0.5 GB here, in both variants, that
+        # no tensor holds. A fixed threshold (glibc's default start, 128 KiB) keeps every large tensor in its
+        # own mapping, so resident memory follows what the computation holds, as CUDA's counters do on a GPU
+        env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072")
+        p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
         line = next((l for l in p.stdout.splitlines() if l.startswith("RESULT ")), None)
         assert p.returncode == 0 and line, f"update child '{variant}' failed:\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}"
         res[variant] = json.loads(line[len("RESULT "):])

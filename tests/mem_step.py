@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from nanoentropy.config import Config, load_config  # noqa: E402
 from nanoentropy.grpo import group_advantages, grpo_loss  # noqa: E402
-from nanoentropy.model import policy_logp_entropy  # noqa: E402
+from nanoentropy.model import enable_checkpointing, policy_logp_entropy  # noqa: E402
 from nanoentropy.rollout import generate  # noqa: E402
 
 GiB = 1024 ** 3
@@ -123,8 +123,8 @@ def main():
     model = Qwen2ForCausalLM(mcfg)          # random weights, fp32, the real 0.5B shapes
     assert sum(p.numel() for p in model.parameters()) == n_params(d)
     if args.grad_checkpointing:
-        model.gradient_checkpointing_enable()
-    cfg = Config()                          # the loss knobs (clip 0.2 / 0.2, token-mean) and logits_chunk 1024
+        enable_checkpointing(model)
+    cfg = Config()                          # the loss knobs (clip 0.2 / 0.2, token-mean) and logits_chunk 256
     opt = torch.optim.AdamW(model.parameters(), lr=1e-6)
     print(f"\nmeasured: random Qwen2.5-0.5B shapes, {n_params(d) / 1e6:.0f}M params, fp32 on CPU, "
           f"{torch.get_num_threads()} threads, grad_checkpointing={args.grad_checkpointing}")
@@ -163,7 +163,8 @@ def main():
     t_upd = time.time() - t
     print(f"  update:        {t_upd:.1f} s (score + {len(micro)} micro-batches of {args.micro_batch_size} x "
           f"{P + T} tokens + AdamW), peak RSS {rss():.2f} GiB")
-    pred = step_memory(d, 1, B, P + T, args.micro_batch_size * (P + T), args.micro_batch_size * T, 4, 4)  # fp32
+    chunk = min(cfg.logits_chunk, args.micro_batch_size * T)      # tokens in the largest logits chunk
+    pred = step_memory(d, 1, B, P + T, args.micro_batch_size * (P + T), chunk, 4, 4)   # fp32 on CPU
     parts = {"states": pred["weights"] + pred["grads"] + pred["adam"],
              "activations": pred["act_ckpt" if args.grad_checkpointing else "act"], "logits chunk": pred["chunk"],
              "runtime (RSS before the weights)": base_rss}

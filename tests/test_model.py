@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from nanoentropy.config import Config
-from nanoentropy.model import build_char_tokenizer, build_tiny_model, eos_ids, policy_logp_entropy
+from nanoentropy.model import _LogpEntropy, build_char_tokenizer, build_tiny_model, eos_ids, policy_logp_entropy
 
 
 def test_char_tokenizer_round_trip(tmp_path):
@@ -62,6 +62,25 @@ def test_chunked_logp_entropy_matches_naive(chunk):
     assert (ent[c_mask.bool()] > 0).all() and (logp[~c_mask.bool()] == 0).all()
     for a, p in zip(grads, model.parameters()):
         assert torch.allclose(a, p.grad, atol=1e-5)
+
+
+def test_head_gradient_goes_into_grad_and_accumulates():
+    """_LogpEntropy adds dL/dW into W.grad itself (it returns None for W): the first backward must create
+    .grad, a second must add to it, as autograd would, and W must get its gradient even when h has none."""
+    g = torch.Generator().manual_seed(0)
+    head = torch.nn.Linear(6, 11, bias=False)
+    h = torch.randn(7, 6, generator=g)                      # (N, D), no grad: only the head learns
+    targets = torch.randint(0, 11, (7,), generator=g)
+    w_logp, w_ent = torch.randn(7, generator=g), torch.randn(7, generator=g)   # arbitrary upstream gradients
+    for _ in range(2):   # .grad is None, then holds the first gradient
+        logp, ent = _LogpEntropy.apply(h, head.weight, targets, head, 0.7, 3)
+        ((logp * w_logp).sum() + (ent * w_ent).sum()).backward()
+    ref_w = head.weight.detach().clone().requires_grad_(True)
+    logp_all = F.log_softmax(h @ ref_w.t() / 0.7, -1)
+    ref_logp, ref_ent = logp_all.gather(-1, targets[:, None]).squeeze(-1), -(logp_all.exp() * logp_all).sum(-1)
+    (2 * ((ref_logp * w_logp).sum() + (ref_ent * w_ent).sum())).backward()
+    assert torch.allclose(logp, ref_logp, atol=1e-6) and torch.allclose(ent, ref_ent, atol=1e-6)
+    assert torch.allclose(head.weight.grad, ref_w.grad, atol=1e-5)
 
 
 def test_eos_ids_collects_generation_config():
