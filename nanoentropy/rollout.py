@@ -57,9 +57,14 @@ class PreallocatedLayer(DynamicLayer):
         return self.n
 
     def batch_repeat_interleave(self, repeats):
-        """Prefill ran on Bp prompts; give each of its G samples its own copy (rows prompt-major)."""
-        self.k_buf = self.k_buf.repeat_interleave(repeats, 0)                  # (Bp * G, H, max_len, hd)
-        self.v_buf = self.v_buf.repeat_interleave(repeats, 0)
+        """Prefill ran on Bp prompts; give each of its G samples its own copy (rows prompt-major). Only the
+        n filled columns are copied, in one broadcast write each: the rest of the buffer is written later."""
+        def repeat(buf):                                                   # (Bp, H, max_len, hd)
+            Bp, H, M, hd = buf.shape
+            out = buf.new_empty(Bp, repeats, H, M, hd)
+            out[:, :, :, :self.n] = buf[:, None, :, :self.n]               # (Bp, G, H, n, hd)
+            return out.view(Bp * repeats, H, M, hd)                        # (Bp * G, H, max_len, hd)
+        self.k_buf, self.v_buf = repeat(self.k_buf), repeat(self.v_buf)
         self.keys, self.values = self.k_buf[:, :, :self.n], self.v_buf[:, :, :self.n]
 
 
