@@ -47,7 +47,7 @@ class Config:
     arith_digits: int = 2               # arith: largest operand has this many digits (difficulty)
     arith_ops: str = "+-*/"             # arith: operators to draw from ("/" gives fractions)
     num_train: int = 5000               # arith: number of training problems generated
-    eval_size: int = 200                # number of held-out problems evaluated
+    eval_size: int = 200                # held-out problems evaluated (with eval_data_path: its first N, 0 = all)
     # rollout
     prompts_per_step: int = 16          # prompts sampled per RL step (global, across ranks)
     group_size: int = 8                 # G: completions sampled per prompt
@@ -190,6 +190,7 @@ def validate(cfg: Config):
     need(0 <= cfg.sft_noise < 1, "sft_noise", "in [0, 1)")
     need(set(cfg.arith_ops) <= set("+-*/") and cfg.arith_ops, "arith_ops", "a non-empty subset of '+-*/'")
     need(cfg.task == "arith" or cfg.data_path, "data_path", f"set for task '{cfg.task}'")
+    need(cfg.eval_size > 0 or cfg.eval_data_path, "eval_size", "> 0 (0 = all of eval_data_path, which is not set)")
     need((cfg.prompts_per_step * cfg.group_size) % cfg.num_minibatches == 0, "num_minibatches",
          f"a divisor of prompts_per_step * group_size = {cfg.prompts_per_step * cfg.group_size}")
     for key in ("clip_higher_eps_high", "entropy_bonus_coef", "adaptive_entropy_init", "adaptive_entropy_target",

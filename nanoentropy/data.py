@@ -126,7 +126,7 @@ def get_problems(cfg):
     train, skipped = load_problems(cfg, cfg.data_path, "train")
     if cfg.eval_data_path:
         held, s2 = load_problems(cfg, cfg.eval_data_path, "test")
-        skipped += s2
+        held, skipped = held[:cfg.eval_size or len(held)], skipped + s2   # its first eval_size; 0 = all
     elif len(train) > cfg.eval_size and cfg.eval_size > 0:
         train, held = train[:-cfg.eval_size], train[-cfg.eval_size:]   # disjoint: cut, not sampled
     else:

@@ -53,3 +53,18 @@ def test_every_field_has_a_comment():
     from nanoentropy.config import _comments
     missing = [f.name for f in fields(Config) if not _comments().get(f.name)]
     assert not missing
+
+
+def test_eval_size_caps_eval_data_path(tmp_path):
+    """eval_size is the number of held-out problems, from a separate eval file too (0 = all of it)."""
+    import json
+    from nanoentropy.data import get_problems
+    for name, n in (("train", 30), ("test", 12)):
+        with open(tmp_path / f"{name}.jsonl", "w") as f:
+            f.writelines(json.dumps({"question": f"{i}+{i}?", "answer": f"#### {2 * i}"}) + "\n" for i in range(n))
+    base = ["--task=gsm8k", f"--data_path={tmp_path}/train.jsonl", f"--eval_data_path={tmp_path}/test.jsonl"]
+    train, held, _ = get_problems(load_config(base + ["--eval_size=5"]))
+    assert len(train) == 30 and [p["truth"] for p in held] == ["0", "2", "4", "6", "8"]
+    assert len(get_problems(load_config(base + ["--eval_size=0"]))[1]) == 12
+    with pytest.raises(ConfigError, match="eval_size"):
+        load_config(["--eval_size=0"])
