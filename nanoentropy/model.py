@@ -73,6 +73,11 @@ def load_policy(cfg, device):
                                                      attn_implementation="sdpa")
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
+    return prepare_policy(model, cfg).to(device), tokenizer
+
+
+def prepare_policy(model, cfg):
+    """What every policy gets after loading, the cached warm-start base included."""
     # Hugging Face generation_config files carry sampling defaults (Qwen2.5: top_k 20, top_p 0.8,
     # repetition_penalty 1.05). Our sampler never reads them, but model.generate would: blank them
     # so the benchmark's generate and anything else calling it samples what the config says.
@@ -81,7 +86,7 @@ def load_policy(cfg, device):
     if cfg.grad_checkpointing:
         enable_checkpointing(model)
         model.config.use_cache = False  # the training forward never uses the cache; the sampler passes its own
-    return model.to(device), tokenizer
+    return model
 
 
 def enable_checkpointing(model):
@@ -255,7 +260,8 @@ def warm_start(model, tokenizer, examples, cfg, device, master=True):
     if os.path.exists(os.path.join(path, "model.safetensors")):
         from transformers import AutoModelForCausalLM
         print(f"warm start: loading cached base from {path}")
-        return AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device), path
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="sdpa")
+        return prepare_policy(model, cfg).to(device), path
     rng = random.Random(cfg.seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.sft_lr, weight_decay=0.0)
     eos = tokenizer.eos_token

@@ -36,7 +36,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 from nanoentropy.config import Config  # noqa: E402
 from nanoentropy.data import get_problems  # noqa: E402
-from nanoentropy.model import build_char_tokenizer, build_tiny_model, enable_checkpointing, policy_logp_entropy  # noqa: E402
+from nanoentropy.model import (build_char_tokenizer, build_tiny_model, enable_checkpointing,  # noqa: E402
+                               policy_logp_entropy, prepare_policy)
 from nanoentropy.rollout import encode_prompts, generate, generate_nocache  # noqa: E402
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -102,13 +103,6 @@ def best_of(fns, repeats, budget_s=0.0):
 
 # -----------------------------------------------------------------------------
 # rows 1 and 2: the three rollout engines, called with the same prompts, lengths and sampling settings
-
-
-def blank_generation_config(model):
-    """generate reads sampling defaults from generation_config (top_k=50 unless told otherwise); blank
-    them, as load_policy does, so that every engine samples plain softmax(logits) at T=1."""
-    gc = model.generation_config
-    gc.top_k, gc.top_p, gc.temperature, gc.repetition_penalty, gc.do_sample = None, None, None, None, True
 
 
 def engines(model, ids, mask, G, N, pad_id, which):
@@ -285,7 +279,7 @@ def tiny_rows(repeats, quick):
     cfg = Config()
     tok = build_char_tokenizer()
     model = build_tiny_model(cfg, tok).to(DEVICE).eval()
-    blank_generation_config(model)
+    prepare_policy(model, Config())  # blank generation_config: generate samples plain softmax at T=1
     prompts = [p["prompt"] for p in get_problems(cfg)[0][:64]]            # "12+34=", "7*8=", ...: 4 to 6 chars
     ids, mask = encode_prompts(tok, prompts, DEVICE)                        # (64, P) left-padded
     pad = tok.pad_token_id
@@ -299,7 +293,7 @@ def qwen_rows():
     from transformers import Qwen2Config, Qwen2ForCausalLM
     torch.manual_seed(0)
     model = Qwen2ForCausalLM(Qwen2Config(**QWEN_05B)).to(DEVICE).eval()
-    blank_generation_config(model)
+    prepare_policy(model, Config())  # blank generation_config: generate samples plain softmax at T=1
     # 16 prompts of random ids, 32 to 64 tokens long, left-padded with id 0 (masked out)
     rng = random.Random(0)
     lens = [rng.randint(32, 64) for _ in range(16)]

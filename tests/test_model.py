@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from nanoentropy.config import Config
-from nanoentropy.model import _LogpEntropy, build_char_tokenizer, build_tiny_model, eos_ids, policy_logp_entropy
+from nanoentropy.model import (_LogpEntropy, build_char_tokenizer, build_tiny_model, eos_ids, load_policy,
+                               policy_logp_entropy, warm_start)
 
 
 def test_char_tokenizer_round_trip(tmp_path):
@@ -88,3 +89,19 @@ def test_eos_ids_collects_generation_config():
     model = build_tiny_model(Config(tiny_hidden=64, tiny_layers=2), tok)
     model.generation_config.eos_token_id = [1, 7]   # Qwen2.5-Instruct ships two EOS ids
     assert eos_ids(model, tok) == [1, 7]
+
+
+def test_cached_warm_start_base_is_prepared_like_a_fresh_policy(tmp_path):
+    """The second run loads the base from the cache: it must get what load_policy gives every policy (a
+    blank generation_config, checkpointing when asked) and the very weights the first run saved."""
+    cfg = Config(tiny_hidden=32, tiny_layers=1, tiny_heads=2, sft_steps=2, sft_batch_size=4, num_train=20,
+                 eval_size=4, base_cache_dir=str(tmp_path))
+    examples = [("1+2=", "3"), ("2+2=", "4")]
+    model, tok = load_policy(cfg, "cpu")
+    first, path = warm_start(model, tok, examples, cfg, "cpu")
+    cfg.grad_checkpointing = True           # not part of the cache key: the same base, prepared differently
+    again, path2 = warm_start(*load_policy(cfg, "cpu"), examples, cfg, "cpu")
+    assert path2 == path and again is not first
+    assert again.generation_config.top_k is None and again.model.gradient_checkpointing
+    for a, b in zip(first.state_dict().values(), again.state_dict().values()):
+        assert torch.equal(a, b)
