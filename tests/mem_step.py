@@ -60,6 +60,7 @@ ROWS = {  # key -> row title of the table
     "kv": "KV cache of the rollout",
     "sample_logits": "sampling logits (rows x V x 4 B x 3)",
     "chunk": "logits chunk (chunk x V x 4 B x 3)",
+    "emb_grad": "input-embedding gradient, dense, before it joins .grad (V x D x 4 B)",
 }
 
 
@@ -76,7 +77,8 @@ def step_memory(d, world, rows_rollout, seq_rollout, micro_tokens, chunk, act_by
         "act_ckpt": (4 * D * L + act_elems(d) * act_bytes) * micro_tokens,
         "kv": 2 * L * d["kv_heads"] * hd * kv_bytes * rows_rollout * seq_rollout,
         "sample_logits": rows_rollout * V * 4 * 3,
-        "chunk": chunk * V * 4 * 3,
+        "chunk": chunk * V * 4 * 3,       # at the start of backward (model.py's hand-written backward) ...
+        "emb_grad": V * D * 4,            # ... and this at its very end: the two never coexist
     }
 
 
@@ -98,7 +100,8 @@ def table():
     peaks = []
     for c in cols:   # states + the larger of the two phases: rollout, or update (with checkpointing)
         states = c["weights"] + c["grads"] + c["adam"]
-        peaks.append(states + max(c["gathered"] + c["kv"] + c["sample_logits"], c["root"] + c["act_ckpt"] + c["chunk"]))
+        update = c["root"] + c["act_ckpt"] + max(c["chunk"], c["emb_grad"])
+        peaks.append(states + max(c["gathered"] + c["kv"] + c["sample_logits"], update))
     print(f"| **estimated peak, checkpointing on** | **{peaks[0] / GiB:.1f} GiB** | **{peaks[1] / GiB:.1f} GiB** |")
     for n in notes:
         print(f"- {n}")
@@ -166,7 +169,8 @@ def main():
     chunk = min(cfg.logits_chunk, args.micro_batch_size * T)      # tokens in the largest logits chunk
     pred = step_memory(d, 1, B, P + T, args.micro_batch_size * (P + T), chunk, 4, 4)   # fp32 on CPU
     parts = {"states": pred["weights"] + pred["grads"] + pred["adam"],
-             "activations": pred["act_ckpt" if args.grad_checkpointing else "act"], "logits chunk": pred["chunk"],
+             "activations": pred["act_ckpt" if args.grad_checkpointing else "act"],
+             "logits chunk or embedding grad": max(pred["chunk"], pred["emb_grad"]),
              "runtime (RSS before the weights)": base_rss}
     print("  predicted:     " + " + ".join(f"{k} {v / GiB:.2f}" for k, v in parts.items())
           + f" = {sum(parts.values()) / GiB:.2f} GiB")
