@@ -8,6 +8,7 @@ process per device, nccl on GPUs, gloo on CPU, each decoder layer and then the r
 FSDP2's fully_shard. Launch lines are in train.py's docstring and the README.
 """
 import builtins
+import contextlib
 import os
 import shutil
 import warnings
@@ -200,7 +201,8 @@ def save_checkpoint(path, model, tokenizer, optimizer, trainer_state):
         tokenizer.save_pretrained(tmp)
         torch.save(trainer_state, os.path.join(tmp, "trainer_state.pt"))
     barrier()
-    dcp.save({"optimizer": optim_sd}, checkpoint_id=os.path.join(tmp, "optimizer"))
+    with _one_process_is_fine():
+        dcp.save({"optimizer": optim_sd}, checkpoint_id=os.path.join(tmp, "optimizer"))
     barrier()
     if is_master():
         old = path + ".old"
@@ -209,6 +211,15 @@ def save_checkpoint(path, model, tokenizer, optimizer, trainer_state):
         os.replace(tmp, path)
         shutil.rmtree(old, ignore_errors=True)
     barrier()
+
+
+@contextlib.contextmanager
+def _one_process_is_fine():
+    """DCP warns on every save and load without torch.distributed ("assuming the intent is to save in a
+    single process"), even when told so with no_dist=True. Without torchrun that is our intent: silence it."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.distributed is .*single process")
+        yield
 
 
 def load_checkpoint(path, model, optimizer, world_size):
@@ -228,6 +239,7 @@ def load_checkpoint(path, model, optimizer, world_size):
     # dcp.load fills a state dict in place, so first build one of the right shapes (this initialises
     # AdamW's state with a zero-lr step, then the load overwrites it)
     optim_sd = {"optimizer": get_optimizer_state_dict(model, optimizer)}
-    dcp.load(optim_sd, checkpoint_id=os.path.join(path, "optimizer"))
+    with _one_process_is_fine():
+        dcp.load(optim_sd, checkpoint_id=os.path.join(path, "optimizer"))
     set_optimizer_state_dict(model, optimizer, optim_sd["optimizer"])
     return state
