@@ -82,7 +82,8 @@ def decode_attention(module, query, key, value, attention_mask, scaling=None, **
     Hkv = key.shape[1]
     assert q_len == 1, "decode_attention serves one new token per row; prefill and training use the model's own"
     q = query.reshape(B, Hkv, H // Hkv, hd)                                      # (B, Hkv, H/Hkv, hd)
-    scores = torch.matmul(q, key.transpose(-1, -2)).mul_(scaling).add_(attention_mask)   # (B, Hkv, H/Hkv, L)
+    scale = hd ** -0.5 if scaling is None else scaling
+    scores = torch.matmul(q, key.transpose(-1, -2)).mul_(scale).add_(attention_mask)     # (B, Hkv, H/Hkv, L)
     probs = scores.float().softmax(-1).to(value.dtype)  # fp32 softmax (bf16 under autocast), as HF eager does
     return torch.matmul(probs, value).reshape(B, 1, H, hd), None      # (B, q=1, H, hd), no attention weights
 

@@ -5,7 +5,7 @@ import torch
 
 from nanoentropy.config import Config
 from nanoentropy.model import build_char_tokenizer, build_tiny_model, policy_logp_entropy
-from nanoentropy.rollout import encode_prompts, generate, generate_nocache, sample_token
+from nanoentropy.rollout import decode_attention, encode_prompts, generate, generate_nocache, sample_token
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +90,20 @@ def test_top_k_and_top_p():
     assert set(tok.tolist()) == {0, 1}
     tok, _ = sample_token(logits, 1.0, 2, 1.0, g)
     assert set(tok.tolist()) == {0, 1}
+
+
+@pytest.mark.parametrize("H, Hkv", [(4, 4), (14, 2)])   # plain multi-head, and Qwen2.5-0.5B's GQA (7 per kv head)
+def test_decode_attention_equals_sdpa(H, Hkv):
+    """The decode steps' two-matmul attention against torch's sdpa, with padding masked out of each row."""
+    g = torch.Generator().manual_seed(0)
+    B, L, hd = 3, 9, 16
+    q = torch.randn(B, H, 1, hd, generator=g)
+    k, v = torch.randn(B, Hkv, L, hd, generator=g), torch.randn(B, Hkv, L, hd, generator=g)
+    keep = torch.ones(B, 1, 1, L, dtype=torch.bool)
+    keep[0, ..., :3] = False                       # left padding
+    keep[2, ..., 5:7] = False                      # positions fed after a row finished
+    bias = torch.zeros(B, 1, 1, L).masked_fill(~keep, float("-inf"))
+    out, _ = decode_attention(None, q, k, v, bias, scaling=0.3)                       # (B, 1, H, hd)
+    ref = torch.nn.functional.scaled_dot_product_attention(
+        q, k.repeat_interleave(H // Hkv, 1), v.repeat_interleave(H // Hkv, 1), attn_mask=keep, scale=0.3)
+    assert torch.allclose(out, ref.transpose(1, 2), atol=1e-6)                       # sdpa: (B, H, 1, hd)
