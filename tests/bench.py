@@ -4,7 +4,8 @@ test_*.py only): timings depend on the machine, and shared machines are noisy, s
 ratio of two things timed in the same process, interleaved, best of a few repeats.
 
     python tests/bench.py                  # every row: ~4 minutes on a quiet 2-core CPU, more under load
-    python tests/bench.py --quick          # only the tiny-model rows (1, 2, 4), under a minute
+    python tests/bench.py --quick          # only the tiny-model rows (1, 2, 4), under a minute: a check that
+                                           # it runs and a rough reading (fewer rounds: noisier ratios)
     python tests/bench.py --out bench.json # where the JSON goes (default: bench.json in the cwd)
 
 Rows (the same script runs on a GPU when there is one; on CPU everything is fp32):
@@ -283,7 +284,7 @@ def tiny_rows(repeats, quick):
     prompts = [p["prompt"] for p in get_problems(cfg)[0][:64]]            # "12+34=", "7*8=", ...: 4 to 6 chars
     ids, mask = encode_prompts(tok, prompts, DEVICE)                        # (64, P) left-padded
     pad = tok.pad_token_id
-    bench_rollout("tiny", model, ids, mask, 8, 48, pad, repeats, [OURS, HF], warm_N=48, budget_s=20 if quick else 60)
+    bench_rollout("tiny", model, ids, mask, 8, 48, pad, repeats, [OURS, HF], warm_N=48, budget_s=12 if quick else 60)
     # the no-cache reference is ~25x slower: timed in its own pair, with fewer repeats and a short warm-up
     bench_rollout("tiny", model, ids, mask, 8, 48, pad, 1 if quick else 2, [OURS, NOCACHE], warm_N=4)
     bench_prefill("tiny", model, ids, mask, pad, repeats, [OURS, HF])
