@@ -110,7 +110,7 @@ if master:  # keep metrics.jsonl consistent with the step we restart from
 
 def rollout(problems, group_size, temperature, gen):
     """Prompts -> G completions each. Returns the batch dict (rows prompt-major) and the texts.
-    gen: a torch.Generator (eval), or a list of one per prompt (the training rollout, see the loop)."""
+    gen: a list of torch.Generators, one per prompt (see the loop and evaluate)."""
     prompts = [format_prompt(tokenizer, p["prompt"]) for p in problems]
     p_ids, p_mask = encode_prompts(tokenizer, prompts, device)                            # (Bp, P)
     with autocast, dist.gathered_params(model):  # under FSDP: weights gathered once for the whole rollout
@@ -162,16 +162,17 @@ def score_batch(net, batch, key_logp, key_ent=None):
 
 def evaluate(step):
     """Held-out accuracy: greedy (pass@1 at T=0) and mean@k / pass@k over eval_k samples at cfg.temperature.
-    Batched per rank with one generator per rank: the sampled metrics are another draw on another number
-    of ranks (per-prompt seeding as in the training rollout would cost one call per problem); greedy is not."""
-    shard = held_out[rank::world_size]
+    As in the training rollout, each problem's samples come from its own generator, seeded by (seed, step,
+    its place in held_out), so the sampled metrics are the same draws on 1 GPU or 8 (tests/test_dist.py)."""
+    shard = held_out[rank::world_size]                   # shard[j] is held_out[rank + j * world_size]
     greedy, mean_k, pass_k = 0.0, 0.0, 0.0
-    gen = torch.Generator(device).manual_seed(cfg.seed * 7919 + step * 31 + rank)
     for i in range(0, len(shard), 64):
         chunk = shard[i:i + 64]
-        _, texts = rollout(chunk, 1, 0.0, gen)
+        gens = [torch.Generator(device).manual_seed(hash((cfg.seed, step, -1 - rank - j * world_size)) % 2**62)
+                for j in range(i, i + len(chunk))]     # negative: never the stream of a training prompt
+        _, texts = rollout(chunk, 1, 0.0, gens)          # greedy draws nothing
         greedy += sum(batch_reward(texts, [p["truth"] for p in chunk])[0])
-        _, texts = rollout(chunk, cfg.eval_k, cfg.temperature, gen)
+        _, texts = rollout(chunk, cfg.eval_k, cfg.temperature, gens)
         r = torch.tensor(batch_reward(texts, [p["truth"] for p in chunk for _ in range(cfg.eval_k)])[0])
         r = r.view(len(chunk), cfg.eval_k)
         mean_k += r.mean(1).sum().item()

@@ -25,7 +25,8 @@ SMALL = ["--tiny_layers=2", "--sft_steps=60", "--sft_lr=1e-2", "--sft_noise=0", 
          "--eval_size=16", "--prompts_per_step=4", "--group_size=8", "--num_minibatches=2", "--max_new_tokens=12",
          "--eval_k=2", "--eval_every=0"]
 COMPARED = ("rollout/reward", "rollout/len", "policy/entropy", "policy/surprisal", "opt/grad_norm",
-            "policy/approx_kl", "policy/clip_frac_low", "policy/clip_frac_high", "eval/greedy_acc")
+            "policy/approx_kl", "policy/clip_frac_low", "policy/clip_frac_high", "eval/greedy_acc", "eval/mean@2",
+            "eval/pass@2")
 needs_torchrun = pytest.mark.skipif(not (torch.distributed.is_available() and torch.distributed.is_gloo_available()),
                                     reason="torch.distributed with gloo (torchrun) is not available")
 
