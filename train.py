@@ -108,6 +108,12 @@ if master:  # keep metrics.jsonl consistent with the step we restart from
 # helpers used only here
 
 
+def stream(*key):
+    """A torch.Generator on device seeded by a tuple of ints: the same stream in every process for the
+    same key (Python hashes ints deterministically; strings it salts per process, so keys are ints)."""
+    return torch.Generator(device).manual_seed(hash(key) % 2**62)
+
+
 def rollout(problems, group_size, temperature, gen):
     """Prompts -> G completions each. Returns the batch dict (rows prompt-major) and the texts.
     gen: a list of torch.Generators, one per prompt (see the loop and evaluate)."""
@@ -168,8 +174,8 @@ def evaluate(step):
     greedy, mean_k, pass_k = 0.0, 0.0, 0.0
     for i in range(0, len(shard), 64):
         chunk = shard[i:i + 64]
-        gens = [torch.Generator(device).manual_seed(hash((cfg.seed, step, -1 - rank - j * world_size)) % 2**62)
-                for j in range(i, i + len(chunk))]     # negative: never the stream of a training prompt
+        gens = [stream(cfg.seed, step, -1 - rank - j * world_size)   # negative: never a training prompt's
+                for j in range(i, i + len(chunk))]
         _, texts = rollout(chunk, 1, 0.0, gens)          # greedy draws nothing
         greedy += sum(batch_reward(texts, [p["truth"] for p in chunk])[0])
         _, texts = rollout(chunk, cfg.eval_k, cfg.temperature, gens)
@@ -208,8 +214,7 @@ for step in bar:
     # still in one batched generate call (rollout._uniforms).
     rng = random.Random(cfg.seed * 1_000_003 + step)
     problems = rng.sample(train_set, cfg.prompts_per_step)[rank::world_size]
-    gens = [torch.Generator(device).manual_seed(hash((cfg.seed, step, i)) % 2**62)
-            for i in range(rank, cfg.prompts_per_step, world_size)]
+    gens = [stream(cfg.seed, step, i) for i in range(rank, cfg.prompts_per_step, world_size)]
     t_roll = time.time()
     batch, texts = rollout(problems, cfg.group_size, cfg.temperature, gens)
     t_roll = time.time() - t_roll
@@ -247,8 +252,8 @@ for step in bar:
             mb["logp"], mb["entropy"] = forward(model, mb)
             # a strategy's own randomness (Clip-Cov's draw): one stream per rank, or the same on every
             # rank when the statistic is global (cov_scope, see entropy.clip_cov)
-            seed = hash((cfg.seed, opt_step, u, rank if cfg.cov_scope == "micro" else -1)) % 2**62
-            mb.update(norm=norm, step=step, gen=torch.Generator(device).manual_seed(seed))
+            gen = stream(cfg.seed, opt_step, u, rank if cfg.cov_scope == "micro" else -1)
+            mb.update(norm=norm, step=step, gen=gen)
             loss, stats = strategy_loss(mb, cfg, strategy_state)   # ALGO: the one call into entropy.py
             mb_clipped = stats.pop("clipped")
             clipped[micro, :mb_clipped.shape[1]] = mb_clipped

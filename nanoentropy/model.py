@@ -192,11 +192,9 @@ class _LogpEntropy(torch.autograd.Function):
                 g.scatter_add_(-1, targets[i:i + c, None], gl)   # ... + onehot(y) * g_logp
                 g.div_(temp)                                     # z = logits / temperature
                 grad_h[i:i + c] = g @ weight                     # (n, D)
-                if not weight.requires_grad:
-                    continue
-                if amp_on:  # a bf16 matmul, as autograd does under autocast, added into the fp32 .grad
+                if amp_on and weight.requires_grad:  # a bf16 matmul, as autograd does under autocast, into fp32
                     weight.grad += g.t() @ hc
-                else:       # fp32: in place, no (V, D) temporary per chunk
+                elif weight.requires_grad:           # fp32: in place, no (V, D) temporary per chunk
                     weight.grad.addmm_(g.t(), hc)
         return grad_h, None, None, None, None, None
 
