@@ -7,8 +7,9 @@ decides whether it equals the truth, with SymPy behind a hard time limit. It als
 What counts as equal (tests/test_verify.py has equal and near-miss rows for each):
  1) Only the final answer: the last \\boxed{}/\\fbox{} (boxes joined by nothing, commas or "and" are one
     answer set; joined by "or" they are a hedge), else the last "#### x", "the answer is x", "Final
-    Answer: x" or "答案是 x", else (switchable) a short one-line reply or the last number.
-    Hedges are wrong: "12 or 14" is not 12, "\\pm 5" is the set {5, -5}, not 5.
+    Answer: x" or "答案是 x", else (switchable) a short one-line reply, or the last $...$ or number,
+    whichever comes last. Hedges are wrong: "12 or 14" is not 12, "It is 12 or 14." is not 14, and
+    "\\pm 5" is the set {5, -5}, not 5.
  2) Decoration is ignored (units are never converted): \\text{}/\\mbox{} units and "5 cm", degrees,
     currency, \\left/\\right, \\( \\) and \\[ \\], \\dfrac/\\cfrac, \\frac12, \\sqrt3, 1,000 1{,}000 1\\,000
     2,\\!500, a trailing period, markdown bold, "x =" before a value (also "f(x) =", "(a, b) =").
@@ -24,20 +25,21 @@ What counts as equal (tests/test_verify.py has equal and near-miss rows for each
  6) Identical answers are equal once normalized (3:45, 101_2), whatever SymPy would make of them.
     Empty input and unbalanced braces equal nothing, not even themselves; undefined values (1/0, 0/0)
     equal nothing else.
-How we depart from other checkers (the README has the measured comparison with Math-Verify):
- 1) Math-Verify reads \\boxed{7} or \\boxed{9} as the set {7, 9} and a relative 1e-6 near-miss as
-    equal in places; we score the first a hedge against a single truth and keep rule 4. It misses
-    \\fbox, 45°, √2, π, \\varnothing, \\boxed{5.}; we read them. Our parser is ~200 lines, not a LaTeX
-    grammar: exotic LaTeX is unparseable, so wrong.
+How we depart from other checkers (README "The answer checker" has the measured comparison):
+ 1) Math-Verify, on our table (tests/test_verify_diff.py), takes the last number of "It could be 12 or
+    14." and the last box of "\\boxed{7}, or maybe \\boxed{9}", accepts 1 - 1/e for 1 + 1/e, and compares
+    an inequality with an interval only when the prediction is the interval; it misses √2, π written
+    as pi, ∞, ∅, \\mathrm{e}, "7 3/4", 1\\,000, 2**3. Ours is no LaTeX grammar (the parser is ~200
+    lines): exotic LaTeX is unparseable, so wrong, and a decimal comma (2,74) is a list.
  2) The Qwen2.5-Math grader's relative tolerance takes 1000001 for 1000000 and 3.14 for pi. Not here.
  3) No eval of model text: sympify/parse_expr eval strings; parse_latex needs ANTLR or lark, and its
     lenient mode reads "x -" as "x". Our own parser builds SymPy objects directly.
- 4) SymPy runs in persistent, pre-warmed child processes, killed at the deadline, with one retry on
-    a warm worker: signal.alarm works on the main thread only, and a swallowed alarm error is how
-    other trainers scored every answer 0. They are plain subprocesses, as multiprocessing's spawn
-    re-runs the caller's top-level code (train.py has no main guard) and a daemonic caller may not
-    start its children; they die with their caller. Huge powers, binomials and factorials and answers
-    over 1000 chars never reach SymPy. POSIX only (select).
+ 4) SymPy runs in persistent child processes that warm up before their first job, are killed at the
+    deadline, and get one retry on a warm worker: signal.alarm works on the main thread only, and a
+    swallowed alarm error is how other trainers scored every answer 0. They are plain subprocesses, as
+    multiprocessing's spawn re-runs the caller's top-level code (train.py has no main guard) and a
+    daemonic caller may not start its children, and they die with their caller. Huge powers,
+    binomials and factorials and answers over 1000 chars never reach SymPy. POSIX only (select).
 """
 import argparse, atexit, ctypes, json, logging, os, queue, re, select, signal, subprocess, sys, threading, time
 from concurrent.futures import ThreadPoolExecutor
@@ -199,7 +201,7 @@ _SUBS = [(re.compile(p), r) for p, r in [
     (r"(?<=\d) ?(?:\\,|\{ ?, ?\}|\\ |,\\! ?)(?=\d{3}(?!\d))", ""),
     (r"(?<!\\)\\(?:displaystyle|textstyle|quad|qquad|[!,;: ])|~", " "),  # spacing, but not the \\ row break
     (r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|°\s*[CF]\b|°|\\degree|\\circ", ""),  # degrees
-    (r"€|£|¥|\\euro|\\pounds", ""), (r"\s+and\s+", ", "),  # currency; "1 and 2" is a list
+    (r"€|£|¥|\\euro|\\pounds", ""), (r",?\s+and\s+", ", "),  # currency; "1 and 2", "19, 46, and 82": a list
     (r"√\s*(\d+(?:\.\d+)?|[a-zA-Z])", r"\\sqrt{\1}"), ("√", r"\\sqrt "),  # √12 is sqrt(12) in plain text
     (r"\\frac\s*(\d)\s*(\d)", r"\\frac{\1}{\2}"), (r"\\sqrt\s*(\d)", r"\\sqrt{\1}"),  # \frac12, \sqrt3 (TeX reads one digit)
     (r"(?<![a-zA-Z\\])(sqrt|pi|sin|cos|tan|log|ln|exp|infty)(?![a-zA-Z])", r"\\\1"),  # "sqrt(2)", "2pi"
@@ -210,7 +212,8 @@ _SUBS = [(re.compile(p), r) for p, r in [
 
 def _balanced(s):  # every unescaped { closed, no } too many. C-speed passes: this runs on huge strings too
     braces = re.sub(r"[^{}]", "", re.sub(r"\\.", "", s, flags=re.S))
-    return braces.count("{") == braces.count("}") and min(accumulate(map({"{": 1, "}": -1}.get, braces)), default=0) >= 0
+    depths = accumulate(map({"{": 1, "}": -1}.get, braces))  # the nesting depth after each brace
+    return braces.count("{") == braces.count("}") and min(depths, default=0) >= 0
 
 def _hedge_or_unit(m):  # \text{ or } is a word of the answer ("12 \text{ or } 14"); other \text{} is handled below
     return f" {m.group(1)} " if re.search(r"\b(?:or|and)\b", m.group(1)) else m.group()
@@ -386,9 +389,11 @@ class _Parser:
             return None
         self.i += 1
         return self.toks[self.i - 1]
-    def is_name(self, i, j):  # do tokens i..j read as a name: x, x_1, \theta, f(x), (a, b), A:B
-        classes = ["U" if re.fullmatch(r"[A-Z]", t) else "L" if re.fullmatch(r"[a-zA-Z](_.*)?", t) or t[1:] in _GREEK
-                   else t for t in self.toks[i:j]]
+    def is_name(self, i, j):  # do tokens i..j read as a name: x, x_1, \theta, f(x), (a, b), A:B, AB
+        classes = []
+        for t in self.toks[i:j]:
+            letter = re.fullmatch(r"[a-zA-Z](_.*)?", t) or t[1:] in _GREEK
+            classes.append("U" if re.fullmatch(r"[A-Z]", t) else "L" if letter else t)
         return bool(_NAME.fullmatch("".join(classes)))
 
     def answer(self):
