@@ -68,6 +68,8 @@ _LAST_NUMBER = re.compile(r"(?<![a-zA-Z])-?(?:\d+(?:,\d{3})*(?:\.\d+)?|\.\d+)(?:
 _WORDY = re.compile(r"(?<![\\a-zA-Z{])(?!(?:or|sqrt|pi|sin|cos|tan|log|ln|exp)\b)[a-zA-Z]{2,}")
 _MATH = re.compile(r"\$\$|(?<!\\)\$|\\[()\[\]]")  # the delimiters of $...$, $$...$$, \(...\), \[...\]
 _CLOSER = {"$$": "$$", "$": "$", "\\(": "\\)", "\\[": "\\]"}
+# prose we don't pick a number out of: "It is 12 or 14.", "The answer is 7, not 9", "maybe 5"
+_HEDGE = re.compile(r"(?i)\b(?:or|not|either|maybe|perhaps)\b")
 _TEXT = r"\\(?:text(?:bf|it|rm|normal|sf|tt)?|mbox|mathrm|mathbf|mathit|mathsf|operatorname)\s*\{([^{}]*)\}"
 
 def _close(s, i, end):
@@ -147,7 +149,7 @@ def _last_value(text):
     start = max(text.rfind(c, 0, i) for c in (". ", "! ", "? ", "\n")) + 1
     ends = [k for k in (text.find(c, j) for c in (". ", "! ", "? ", "\n")) if k >= 0]
     sentence = text[start:min(ends, default=len(text))]
-    return sentence.strip().rstrip(".") if re.search(r"\bor\b", sentence) else answer  # "It is 12 or 14."
+    return sentence.strip().rstrip(".") if _HEDGE.search(sentence) else answer  # "It is 12 or 14."
 
 def _after_phrase(text, i):
     """The answer after an answer phrase: the rest of its line, up to the end of the sentence."""
@@ -156,7 +158,7 @@ def _after_phrase(text, i):
     answer = re.split(r"\.\s|。", text[start:end if end >= 0 else len(text)], maxsplit=1)[0]  # "3.5" stays
     bold = re.match(r"\*\*(.+?)\*\*", answer)  # "Final Answer: **12** apples"
     answer = (bold.group(1) if bold else answer).strip().rstrip(".").strip("*").strip()
-    if not bold and _prose(answer) and not re.search(r"\bor\b", answer):  # "Final Answer: The largest $n$ is 34"
+    if not bold and _prose(answer) and not _HEDGE.search(answer):  # "Final Answer: The largest $n$ is 34"
         after_is = answer.rsplit(" is ", 1)[-1]
         answer = after_is if re.search(r"[\d$]", after_is) and after_is != answer else _last_value(answer)
     return answer or None

@@ -293,6 +293,8 @@ COMPLETIONS = [  # (completion, truth, equal, source[, note]), checked with rewa
     ("so the ordered pair $(x, y)$ that solves the system is $(7, 6)$.", "(7, 6)", T, MV),
     (r"The identity matrix is $ \begin{pmatrix}1 & 0 \\ 0 & 1\end{pmatrix} $.",
          r"\begin{pmatrix}1 & 0 \\ 0 & 1\end{pmatrix}", T, MV),
+    ("The answer is 7, not 9.", "9", F, OUT),
+    ("Maybe it is 9.", "9", F, OUT, "MV takes the last number; the sentence hedges"),
     ("It could be 12 or 14.", "14", F, OUT, "MV takes the last number; the sentence hedges"),
     ("The answer is 12 or 14 apples.", "14", F, OUT), ("AZYUK2A", "2", F, MV),
     ("Soucis : 2,74 $ a..", "2.74", F, MV,
