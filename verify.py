@@ -52,6 +52,7 @@ from sympy import (E, I, S, Abs, Expr, Rational, Symbol, acos, asin, atan, binom
 MAX_LEN = 1000      # longer answers never reach SymPy (a number may still be decided by Fraction)
 MAX_DIGITS = 4000   # longer numbers aren't read by Fraction either (int() refuses over 4300 digits)
 MAX_TEXT = 20000    # longer answers skip the normalizer's regexes: compared as raw strings, in linear time
+WARM_UP = 60        # s: the longest we wait for a new worker to import SymPy and warm up
 TIMEOUTS = 0        # checks that ran out of time twice since import (batch_reward also returns its own count)
 _log = logging.getLogger(__name__)
 
@@ -693,7 +694,7 @@ class _Worker:
     def ask(self, job, timeout):
         """-> [equal, rule], or None on a timeout. Lines that aren't this job's reply are skipped: a late
         "ready" was once read as a verdict (is_equiv('x^2', 'y^3') returned True)."""
-        warm_by = time.monotonic() + 60
+        warm_by = time.monotonic() + WARM_UP
         while not self.ready:  # start-up and warm-up are outside the check's deadline
             msg = self.line(warm_by)
             if msg is None:
@@ -724,7 +725,7 @@ def _remote(job, timeout):
     """_deep in a worker, within `timeout` s of wall clock from when a warm worker got the job; safe from
     any thread. A check that times out is retried once on a warm worker. -> (equal, rule)"""
     global TIMEOUTS
-    for attempt in (1, 2):
+    for _ in range(2):  # the check, and one retry on a warm worker
         with _lock:
             w = _idle.pop() if _idle else None
         try:

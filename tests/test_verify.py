@@ -8,7 +8,7 @@ The rest checks extraction, the hard timeout and its retry (also off the main th
 the workers' life cycle, linear time outside the workers, 1,000 random strings that must neither raise
 nor hang, the CLI, and that batch_reward agrees with the one-pair path.
 """
-import json, os, random, re, signal, subprocess, sys, threading, time
+import json, random, subprocess, sys, threading, time
 from pathlib import Path
 
 import pytest
