@@ -157,7 +157,7 @@ def main():
     print("where they disagree (form, who is right, pairs):")
     for (form, who), count in sorted(kinds.items()):
         why = MV_MISSES.get(form, "")
-        print(f"  {form:<28} {who + ' right':<18} {count:>4}  {why}")
+        print(f"  {form:<30} {who + ' right':<18} {count:>4}  {why}")
 
 if __name__ == "__main__":
     main()
