@@ -20,7 +20,7 @@ What counts as equal (tests/test_verify.py has equal and near-miss rows for each
     lists (commas, ";", "or") are unordered, (a, b) ordered; a union of finite sets is the merged set;
     intervals keep ends and openness, and equal the inequality that defines them ([0, 3) is
     0 \\le x < 3); matrices compare by entry; equations are equal up to a nonzero factor (y = 2x - 1 is
-    2x - y - 1 = 0), inequalities up to a positive one (x > 3 is 3 < x); in a chain y = 2+3 = 5 the last
+    2x - y - 1 = 0), inequalities up to a positive one (x > 3 is 3 < x). In a chain y = 2+3 = 5 the last
     value counts. Words and multiple choice are case-insensitive: (C) = \\text{(C)} = \\textbf{(C)} = c.
  6) Identical answers are equal once normalized (3:45, 101_2), whatever SymPy would make of them.
     Empty input and unbalanced braces equal nothing, not even themselves; undefined values (1/0, 0/0)
