@@ -9,8 +9,8 @@ It prints checks per second for
   - batch:   batch_reward on whole completions ("... \\boxed{...}"), 128 per call, 2 worker processes: the
              trainer's path. Extraction and the fast path run in the caller, only SymPy work in the workers
 The numbers in the pairs are random (seeded), so SymPy's own cache can't serve repeats. bench_verify(n)
-returns the rates as a dict for a later benchmark script to import. Worker start-up (~1 s, SymPy's import)
-is paid in a warm-up call first and is in none of the rates.
+returns the rates as a dict for a later benchmark script to import. Worker start-up (~1-2 s: SymPy's import
+and the worker's own warm-up checks) is paid in a warm-up call first and is in none of the rates.
 """
 import random, sys, time
 from pathlib import Path
