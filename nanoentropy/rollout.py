@@ -43,11 +43,10 @@ class PreallocatedLayer(DynamicLayer):
 
     def update(self, key_states, value_states, *args, **kwargs):
         """key_states, value_states: (B, H, L, hd), L = P at prefill and 1 per generated token."""
-        if self.n == 0:                              # prefill: allocate once, never again
+        if self.n == 0:          # prefill: allocate once, never again. (is_initialized is for transformers 5.x)
             B, H, _, hd = key_states.shape
             self.k_buf = key_states.new_empty(B, H, self.max_len, hd)           # (B, H, max_len, hd)
             self.v_buf = value_states.new_empty(B, H, self.max_len, value_states.shape[-1])
-            # is_initialized: what transformers 5.x asks of a layer (4.x looks at keys, set below)
             self.dtype, self.device, self.is_initialized = key_states.dtype, key_states.device, True
         L = key_states.shape[-2]
         self.k_buf[:, :, self.n:self.n + L] = key_states
@@ -166,8 +165,7 @@ def generate(model, prompt_ids, prompt_mask, group_size, max_new_tokens, eos_ids
         # logits_to_keep=1: only the last position's logits (at V = 152k the rest would cost a lot)
         pos = (prompt_mask.cumsum(1) - 1).clamp(min=0)                                        # (Bp, P)
         cache = Cache(layer_class_to_replicate=lambda: PreallocatedLayer(P + N))
-        # transformers 5.24 renamed the forward's past_key_values to cache (the old name warns until 5.40
-        # removes it); 4.x knows only past_key_values. The model's own signature says which it takes
+        # transformers 5.24 renamed past_key_values to cache (the old name warns; 5.40 drops it; 4.x has no cache)
         kw = {"cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values": cache}
         out = model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=pos, use_cache=True,
                     logits_to_keep=1, **kw)
