@@ -146,9 +146,8 @@ def _comments():
 
 
 def _convert(name, value, typ):
-    """Coerce a YAML or CLI value to the field's type. bool is parsed by hand: bool("False") is True.
-    float() rather than isinstance: YAML reads 1e-4 (no dot) as a string. YAML's null, lists and mappings
-    are never a knob's value."""
+    """Coerce a YAML or CLI value to the field's type. bool by hand: bool("False") is True. float(), not
+    isinstance: YAML reads 1e-4 (no dot) as a string. YAML's null, lists and mappings are no knob's value."""
     try:
         if typ is bool:
             return value if isinstance(value, bool) else {"true": True, "1": True, "yes": True, "false": False,

@@ -70,15 +70,16 @@ def load_policy(cfg, device):
         tokenizer = build_char_tokenizer()
         model = build_tiny_model(cfg, tokenizer)
     else:
-        path = cfg.model_name_or_path
-        try:   # ConfigError: train.py prints one line and exits 2
+        path = cfg.model_name_or_path   # a ConfigError: train.py prints one line and exits 2
+        if os.path.isdir(path) and not any(f.startswith(("tokenizer", "vocab")) or f.endswith(".gguf")
+                                           for f in os.listdir(path)):
+            raise ConfigError(f"model_name_or_path '{path}' has no tokenizer files (tokenizer.json, vocab.json, ...)")
+        try:   # transformers 5 would build an empty tokenizer from such a folder, silently; 4.x a TypeError
             tokenizer = AutoTokenizer.from_pretrained(path)
             model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="sdpa")
-        except OSError as e:  # for a missing folder, a long message about repo ids
+        except (OSError, ValueError) as e:  # for a missing folder, a long message about repo ids
             why = e if os.path.exists(path) else "no such folder, nor a model on the hub"
             raise ConfigError(f"cannot load model_name_or_path '{path}': {why}") from None
-        if len(tokenizer) <= len(tokenizer.all_special_tokens):  # from_pretrained makes an empty one silently
-            raise ConfigError(f"model_name_or_path '{path}' has no tokenizer files (tokenizer.json, vocab.json, ...)")
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return prepare_policy(model, cfg).to(device), tokenizer
