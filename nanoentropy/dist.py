@@ -204,7 +204,7 @@ def save_checkpoint(path, model, tokenizer, optimizer, trainer_state):
         barrier()
         dcp.save({"optimizer": optim_sd}, checkpoint_id=os.path.join(tmp, "optimizer"))
         barrier()
-    except Exception as e:   # a full disk, mostly; torch says only "enforce fail at inline_container.cc"
+    except (Exception, dcp.CheckpointException) as e:   # a full disk, mostly (DCP's is a BaseException)
         full = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free < 2**20
         shutil.rmtree(tmp, ignore_errors=True)
         raise SystemExit(f"error: {'no space left on device' if full else repr(e)} while saving the checkpoint; "

@@ -50,7 +50,7 @@ class Patched:
 
 def arm(point, at):
     """During the save of trainer step `at`, die like kill -9 at `point`, or run out of disk ("full")."""
-    real_save, replaced = dist.save_checkpoint, []
+    real_save, real_dcp_save, replaced = dist.save_checkpoint, dcp.save, []
 
     def replace(src, dst):   # _finish_checkpoint's two renames: ckpt -> ckpt.old, then ckpt.tmp -> ckpt
         replaced.append(dst)
@@ -64,15 +64,19 @@ def arm(point, at):
             os._exit(9)
         shutil.rmtree(path, **kw)
 
+    def full_disk_save(*args, **kwargs):   # from here on every write past 64 KiB fails, and 0 bytes are free
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2 ** 16, resource.RLIM_INFINITY))
+        dist.shutil = Patched(shutil, disk_usage=lambda p: shutil.disk_usage(p)._replace(free=0))
+        return real_dcp_save(*args, **kwargs)
+
     def save(path, *args):
         if args[-1]["step"] == at:
             dist.os, dist.shutil = Patched(os, replace=replace), Patched(shutil, rmtree=rmtree)
             if point == "write":   # ckpt.tmp has the model, not yet the optimizer state or the mark
                 dcp.save = lambda *a, **k: os._exit(9)
-            if point == "full":    # every write past 64 KiB fails, and the disk reports 0 bytes free
-                signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-                resource.setrlimit(resource.RLIMIT_FSIZE, (2 ** 16, resource.RLIM_INFINITY))
-                dist.shutil = Patched(shutil, disk_usage=lambda p: shutil.disk_usage(p)._replace(free=0))
+            if point == "full":    # the model is written; the optimizer state hits the full disk
+                dcp.save = full_disk_save
         real_save(path, *args)
     dist.save_checkpoint = save
 
