@@ -7,7 +7,7 @@ busy-loop processes, all in one run, so the ratios compare like with like. A scr
     python tests/bench_threads.py --scale 0.05 --loads 0 1 --threads 1 2   # a shorter reading
 
 The tiny run is `train.py --config configs/tiny.yaml --threads=N` from scratch (no cached warm start) with its
-warm start and RL steps both shortened by --scale (default 0.1: 150 warm-start steps and 6 RL steps instead of
+warm start and RL steps both shortened by --scale (default 0.05: 75 warm-start steps and 3 RL steps instead of
 1,500 and 60; held-out evals at the first and the final step only); its wall time includes starting Python.
 The rollout row is bench.py's row 1 (our sampler, 64 prompts x 8 samples x 48 tokens, T=1, best of 3
 rounds), in a fresh process per thread count. Each busy-loop process spins in pure Python and stops by itself
@@ -66,7 +66,7 @@ def rollout_child(threads):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--scale", type=float, default=0.1, help="fraction of the tiny run's warm start and RL steps")
+    ap.add_argument("--scale", type=float, default=0.05, help="fraction of the tiny run's warm start and RL steps")
     ap.add_argument("--loads", type=int, nargs="+", default=[0, 1, 2], help="busy-loop processes per condition")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch thread counts to compare")
     ap.add_argument("--load_cap", type=float, default=1800, help="a busy-loop process stops after this many s")
