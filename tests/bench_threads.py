@@ -3,8 +3,8 @@ How torch's CPU thread count holds up when other jobs share the cores: the tiny 
 tests/bench.py, with 1 and 2 threads, on the machine as it is ("idle") and under a synthetic load of 1 and 2
 busy-loop processes, all in one run, so the ratios compare like with like. A script, not a test.
 
-    python tests/bench_threads.py                    # ~10 minutes on an idle 2-core CPU (more on a busy one)
-    python tests/bench_threads.py --scale 0.05 --loads 0 1 --threads 1 2   # a shorter reading
+    python tests/bench_threads.py                    # 37 min at load average 7-11 from other jobs (2 cores)
+    python tests/bench_threads.py --scale 0.02 --loads 0 1   # a shorter reading
 
 The tiny run is `train.py --config configs/tiny.yaml --threads=N` from scratch (no cached warm start) with its
 warm start and RL steps both shortened by --scale (default 0.05: 75 warm-start steps and 3 RL steps instead of
