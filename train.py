@@ -24,7 +24,7 @@ import torch
 from tqdm import tqdm
 
 from nanoentropy import dist
-from nanoentropy.config import ConfigError, load_config, to_yaml
+from nanoentropy.config import ConfigError, check_resume, load_config, to_yaml
 from nanoentropy.data import DataError, get_problems
 from nanoentropy.diagnostics import correlation, entropy_diagnostics, fit_entropy_law
 from nanoentropy.entropy import STRATEGIES
@@ -35,12 +35,19 @@ from nanoentropy.rollout import encode_prompts, generate
 from verify import batch_reward
 
 # -----------------------------------------------------------------------------
-# PLUMBING: config. Bad keys and values stop here, before any work, with exit code 2.
+# PLUMBING: config, data, model path, resume. Bad settings stop here, before any work, with exit code 2.
 try:
     cfg = load_config(sys.argv[1:])
     ddp, rank, local_rank, world_size, device = dist.compute_init(cfg)
-    assert cfg.prompts_per_step % world_size == 0, "prompts_per_step must divide by the number of ranks"
     train_set, held_out, n_skipped = get_problems(cfg)
+    if cfg.model_name_or_path == "tiny" and cfg.sft_steps > 0 and any(p["reference"] is None for p in train_set):
+        raise DataError(f"the tiny model's warm start imitates reference answers, and task '{cfg.task}' has none: "
+                        f"use task=arith, a real model, or sft_steps=0")
+    ckpt_dir = os.path.join(cfg.out_dir, "ckpt")
+    state = dist.finish_checkpoint(ckpt_dir) if cfg.resume else None   # finishes a save a kill interrupted
+    changed = check_resume(cfg, state, world_size) if cfg.resume else ""
+    torch.manual_seed(cfg.seed)
+    model, tokenizer = load_policy(cfg, device)
 except (ConfigError, DataError) as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
@@ -52,14 +59,12 @@ if master:
         f.write(to_yaml(cfg))
 dist.print0(f"data: {len(train_set)} train / {len(held_out)} held-out problems, {n_skipped} rows skipped "
             f"(no question or no answer)")
-torch.manual_seed(cfg.seed)
 dtype, dtype_reason = compute_dtype(cfg, device)
 autocast = torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else nullcontext()
 dist.print0(f"device {device}, world size {world_size}, compute dtype {dtype} ({dtype_reason})")
 
 # -----------------------------------------------------------------------------
-# PLUMBING: model, tokenizer, warm start, optional frozen reference
-model, tokenizer = load_policy(cfg, device)
+# PLUMBING: warm start, optional frozen reference (the model and tokenizer were loaded above)
 if cfg.model_name_or_path == "tiny" and cfg.sft_steps > 0:
     # a random model never emits a correct answer, so RL would see reward 0 forever. Under torchrun,
     # rank 0 trains the base (or finds it cached) and writes the cache while the other ranks wait, then
@@ -92,16 +97,15 @@ strategy_state = {}  # owned by the strategy, saved in checkpoints
 
 # -----------------------------------------------------------------------------
 # PLUMBING: resume
-ckpt_dir = os.path.join(cfg.out_dir, "ckpt")
 start_step = 0
-if cfg.resume and os.path.exists(os.path.join(ckpt_dir, "trainer_state.pt")):
-    state = dist.load_checkpoint(ckpt_dir, model, optimizer, world_size)
+if state is not None:
+    dist.load_checkpoint(ckpt_dir, model, optimizer)
     start_step, strategy_state = state["step"], state["strategy_state"]
-    dist.print0(f"resumed from {ckpt_dir} at step {start_step}")
-metrics_path = os.path.join(cfg.out_dir, "metrics.jsonl")
-if master:  # keep metrics.jsonl consistent with the step we restart from
-    old = [l for l in open(metrics_path)] if start_step and os.path.exists(metrics_path) else []
-    with open(metrics_path, "w") as f:
+    dist.print0(f"resumed from {ckpt_dir} at step {start_step}" + (f"; changed settings: {changed}" if changed else ""))
+metrics_path, samples_path = os.path.join(cfg.out_dir, "metrics.jsonl"), os.path.join(cfg.out_dir, "samples.jsonl")
+for path in (metrics_path, samples_path) if master else ():   # keep the logs consistent with the restart step
+    old = [l for l in open(path)] if start_step and os.path.exists(path) else []
+    with open(path, "w") as f:
         f.writelines(l for l in old if json.loads(l)["step"] < start_step)
 
 # -----------------------------------------------------------------------------
@@ -130,14 +134,11 @@ def rollout(problems, group_size, temperature, gen):
 
 def rows(batch, idx):
     """Select rows idx of a batch and trim padding columns no row uses (less compute per micro-batch)."""
-    out = {k: v[idx] for k, v in batch.items()}
-    T = max(int(out["mask"].sum(1).max()), 1)
-    P = out["prompt_mask"].shape[1] - int(out["prompt_mask"].argmax(1).min())  # left padding: first real col
-    for k in ("completion_ids", "mask", "sampler_logp", "old_logp", "ref_logp", "entropy_before"):
-        if k in out:
-            out[k] = out[k][:, :T]
-    out["prompt_ids"], out["prompt_mask"] = out["prompt_ids"][:, -P:], out["prompt_mask"][:, -P:]
-    return out
+    T = max(int(batch["mask"][idx].sum(1).max()), 1)
+    P = batch["prompt_mask"].shape[1] - int(batch["prompt_mask"][idx].argmax(1).min())  # left padding: first real col
+    # prompt tensors (B, P) keep their last P columns, completion tensors (B, T) their first T, (B,) ones stay
+    return {k: v[idx][:, -P:] if k.startswith("prompt") else v[idx][:, :T] if v.dim() == 2 else v[idx]
+            for k, v in batch.items()}
 
 
 def forward(net, mb):
@@ -189,24 +190,27 @@ def evaluate(step):
 
 
 def log(metrics):
+    """One row of metrics.jsonl, and its main numbers on one line."""
     if master:
         with open(metrics_path, "a") as f:
             f.write(json.dumps(metrics) + "\n")
+        tqdm.write(f"step {metrics['step']:4d} | " + " | ".join(f"{k.split('/')[-1]} {v:.4g}" for k, v in metrics.items()
+                   if k in ("rollout/reward", "policy/entropy", "policy/clip_frac_low", "policy/clip_frac_high",
+                            "policy/approx_kl", "opt/grad_norm", "rollout/len", "time/step_s") or k.startswith("eval/")))
 
 # -----------------------------------------------------------------------------
 # the loop
 Bp = cfg.prompts_per_step // world_size                 # prompts on this rank; a prompt's G samples stay on one rank
 B = Bp * cfg.group_size                                  # sequences on this rank per step
-assert B % cfg.num_minibatches == 0, "prompts_per_step / world_size * group_size must divide by num_minibatches"
 mini = B // cfg.num_minibatches                          # sequences per optimizer step on this rank
 bar = tqdm(range(start_step, cfg.num_steps), desc="rl", unit="step", disable=not master, initial=start_step,
            total=cfg.num_steps)
 for step in bar:
-    t0 = time.time()
     metrics = {"step": step}
-    # ---- eval (PLUMBING)
-    if step == start_step or (cfg.eval_every and step % cfg.eval_every == 0):
+    # ---- eval (PLUMBING), not counted in time/step_s
+    if step == 0 or (cfg.eval_every and step % cfg.eval_every == 0):
         metrics.update(evaluate(step))
+    t0 = time.time()
 
     # ---- rollout: every rank draws the same global prompt list, then takes its own slice. Each prompt's
     # G samples come from its own generator, seeded by (seed, step, the prompt's place in the GLOBAL list),
@@ -236,7 +240,7 @@ for step in bar:
         score_batch(ref_model, batch, "ref_logp")
 
     # ---- ALGO: num_minibatches optimizer steps over the same rollouts, each accumulated over micro-batches
-    acc_stats, acc_w = {}, 0.0
+    acc_stats, acc_w, loss_sum, grad_norms = {}, 0.0, 0.0, []
     clipped = torch.zeros_like(batch["mask"], dtype=torch.bool)      # (B, T) tokens the clip froze, for diagnostics
     for m in range(cfg.num_minibatches):
         opt_step = step * cfg.num_minibatches + m
@@ -258,11 +262,16 @@ for step in bar:
             mb_clipped = stats.pop("clipped")
             clipped[micro, :mb_clipped.shape[1]] = mb_clipped
             loss.backward()  # each micro-batch loss is already divided by the mini-batch counts: grads just add up
+            loss_sum += loss.item()
             w = mb["mask"].sum().item()
             for k, v in stats.items():
                 acc_stats[k] = acc_stats.get(k, 0.0) + v * w
             acc_w += w
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+        grad_norms.append(float(grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm))
+        if not math.isfinite(loss_sum + grad_norms[-1]):   # before the step: the weights and checkpoint stay good
+            raise SystemExit(f"error: step {step}: loss {loss_sum}, gradient norm {grad_norms[-1]}: not finite; stopped "
+                             f"before updating or saving anything (lr {cfg.lr} too high?)")
         optimizer.step()
     t_upd = time.time() - t_upd
 
@@ -278,36 +287,34 @@ for step in bar:
         "policy/entropy": gsum(batch["entropy_before"]),           # full-vocabulary entropy, fp32, before the update
         "policy/surprisal": gsum(-batch["old_logp"]),              # mean -log p of the sampled tokens
         "policy/sampler_logp_gap": gsum((batch["sampler_logp"] - batch["old_logp"]).abs()),
-        "opt/grad_norm": float(grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm),
+        "opt/grad_norm": sum(grad_norms) / len(grad_norms), "opt/grad_norm_max": max(grad_norms),   # before clipping
         "opt/lr": lr_at(opt_step),
     })
     n_w = dist.all_reduce_sum(acc_w)       # token-weighted means over all ranks, as one process computes them
     metrics.update({k: dist.all_reduce_sum(v) / max(n_w, 1) for k, v in acc_stats.items()})
     metrics.update(entropy_diagnostics(batch["old_logp"], batch["entropy_before"], batch["adv"], mask, clipped,
                                        gather=dist.all_gather_cat))
-    if cfg.entropy_change:
+    if cfg.entropy_change or step == cfg.num_steps - 1:   # the last step's is also the final eval's entropy
         score_batch(model, batch, "logp_after", "entropy_after")
         metrics["policy/entropy_after"] = gsum(batch["entropy_after"])
         metrics["policy/entropy_change"] = metrics["policy/entropy_after"] - metrics["policy/entropy"]
     if strategy_update is not None:
         metrics.update(strategy_update(strategy_state, cfg, metrics) or {})
-    dt = time.time() - t0
     metrics.update({"perf/rollout_tok_per_s": n_tok.item() / max(t_roll, 1e-9), "perf/train_tok_per_s":
                     n_tok.item() * cfg.num_minibatches / max(t_upd, 1e-9), "time/rollout_s": t_roll,
-                    "time/reward_s": t_rew, "time/update_s": t_upd, "time/step_s": dt})
-    if step == cfg.num_steps - 1:
-        metrics.update(evaluate(step + 1))
+                    "time/reward_s": t_rew, "time/update_s": t_upd, "time/step_s": time.time() - t0})
     log(metrics)
     bar.set_postfix(reward=f"{metrics['rollout/reward']:.3f}", H=f"{metrics['policy/entropy']:.3f}")
-    line = " | ".join(f"{k.split('/')[-1]} {v:.4g}" for k, v in metrics.items()
-                      if k in ("rollout/reward", "policy/entropy", "policy/clip_frac_low", "policy/clip_frac_high",
-                               "policy/approx_kl", "opt/grad_norm", "rollout/len") or k.startswith("eval/"))
-    if master:
-        tqdm.write(f"step {step:4d} | {line} | {dt:.2f}s")
-        if cfg.log_samples_every and step % cfg.log_samples_every == 0:
+    if master and cfg.log_samples_every and step % cfg.log_samples_every == 0:   # printed, and kept for verify.py
+        with open(samples_path, "a") as f:
             for i in range(0, min(len(texts), 3 * cfg.group_size), cfg.group_size):
+                s = {"step": step, "completion": texts[i], "truth": truths[i], "reward": rewards.view(-1)[i].item()}
                 tqdm.write(f"    {problems[i // cfg.group_size]['prompt'][-60:]!r} -> {texts[i][:80]!r} "
-                           f"(truth {truths[i]}, reward {rewards.view(-1)[i].item():.0f})")
+                           f"(truth {truths[i]}, reward {s['reward']:.0f})")
+                f.write(json.dumps(s) + "\n")
+
+    if step == cfg.num_steps - 1:   # the final eval, its own row: accuracy and entropy both after the last update
+        log({"step": cfg.num_steps, **evaluate(cfg.num_steps), "policy/entropy": metrics["policy/entropy_after"]})
 
     # ---- checkpoint (PLUMBING): HF model + tokenizer + trainer state, temp name then rename
     if (cfg.save_every and (step + 1) % cfg.save_every == 0) or step == cfg.num_steps - 1:

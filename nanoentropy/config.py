@@ -10,6 +10,8 @@ The spelling of a knob is the same everywhere: dataclass, YAML, CLI, metrics.jso
 import argparse
 import dataclasses
 import inspect
+import math
+import os
 import re
 from dataclasses import dataclass, fields
 
@@ -23,7 +25,9 @@ class Config:
     seed: int = 0                       # one seed for data, init, sampling (derived per step and rank)
     device: str = "auto"                # auto | cpu | cuda
     dtype: str = "auto"                 # auto | float32 | bfloat16 (compute dtype; master weights stay fp32)
-    resume: bool = False                # continue from out_dir/ckpt if it exists
+    resume: bool = False                # continue from out_dir/ckpt (an error if there is none)
+    resume_force: bool = False          # resume even with a different entropy_strategy
+    threads: int = 1                    # torch CPU threads per process (0 = torch's default, one per core)
     # model
     model_name_or_path: str = "tiny"    # "tiny" (built here) or any HF causal LM id / local folder
     tiny_hidden: int = 128              # tiny model: hidden size
@@ -142,28 +146,18 @@ def _comments():
 
 
 def _convert(name, value, typ):
-    """Coerce a YAML or CLI value to the field's type. bool is parsed by hand: bool("False") is True."""
-    if typ is bool:
-        if isinstance(value, bool):
-            return value
-        if str(value).lower() in ("true", "1", "yes"):
-            return True
-        if str(value).lower() in ("false", "0", "no"):
-            return False
-    elif typ is int and not isinstance(value, bool):
-        try:
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError
-            return int(value)
-        except ValueError:
-            pass
-    elif typ is float and not isinstance(value, bool):
-        try:
-            return float(value)  # YAML reads 1e-4 (no dot) as a string, hence float() not isinstance
-        except ValueError:
-            pass
-    elif typ is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
-        return str(value)
+    """Coerce a YAML or CLI value to the field's type. bool by hand: bool("False") is True. float(), not
+    isinstance: YAML reads 1e-4 (no dot) as a string. YAML's null, lists and mappings are no knob's value."""
+    try:
+        if typ is bool:
+            return value if isinstance(value, bool) else {"true": True, "1": True, "yes": True, "false": False,
+                                                          "0": False, "no": False}[str(value).lower()]
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            if typ is int and isinstance(value, float) and not value.is_integer():
+                raise ValueError  # 2.5 is no int; 4.0 is
+            return typ(value)
+    except (KeyError, ValueError, OverflowError):   # OverflowError: int(.inf)
+        pass
     raise ConfigError(f"config key '{name}' = {value!r}: expected {typ.__name__}")
 
 
@@ -175,13 +169,17 @@ def validate(cfg: Config):
     for key, allowed in CHOICES.items():
         need(getattr(cfg, key) in allowed, key, "one of " + ", ".join(allowed))
     need(cfg.entropy_strategy in STRATEGIES, "entropy_strategy", "one of " + ", ".join(STRATEGIES))
+    for f in fields(cfg):   # inf and nan pass every comparison below that they should fail
+        need(f.type is not float or math.isfinite(getattr(cfg, f.name)), f.name, "a finite number")
     for key in ("lr", "sft_lr", "prompts_per_step", "max_new_tokens", "num_minibatches",
                 "micro_batch_size", "eval_k", "logits_chunk", "tiny_hidden", "tiny_layers", "tiny_heads",
-                "sft_batch_size", "num_train", "arith_digits"):
+                "sft_batch_size", "num_train", "arith_digits", "temperature"):   # T = 0 would divide logits by 0
         need(getattr(cfg, key) > 0, key, "> 0")
-    for key in ("num_steps", "sft_steps", "warmup_steps", "weight_decay", "grad_clip", "top_k",
-                "temperature", "clip_high", "beta_low", "beta_high", "kl_coef", "eval_size",
-                "log_samples_every", "eval_every", "save_every"):
+    for key in ("num_steps", "sft_steps", "warmup_steps", "weight_decay", "grad_clip", "top_k", "threads",
+                "clip_high", "beta_low", "beta_high", "kl_coef", "eval_size", "log_samples_every", "eval_every",
+                "save_every", "clip_higher_eps_high", "entropy_bonus_coef", "adaptive_entropy_init",
+                "adaptive_entropy_target", "adaptive_entropy_delta", "adaptive_entropy_max", "kl_cov_coef",
+                "aer_rho", "aer_coef_init", "aer_lr", "aer_coef_max", "fec_clip_min", "fec_od_h_init"):
         need(getattr(cfg, key) >= 0, key, ">= 0")
     need(cfg.group_size >= 2, "group_size", ">= 2 (a group of 1 has no baseline: every advantage is 0)")
     need(0 <= cfg.clip_low < 1, "clip_low", "in [0, 1)")
@@ -191,12 +189,11 @@ def validate(cfg: Config):
     need(set(cfg.arith_ops) <= set("+-*/") and cfg.arith_ops, "arith_ops", "a non-empty subset of '+-*/'")
     need(cfg.task == "arith" or cfg.data_path, "data_path", f"set for task '{cfg.task}'")
     need(cfg.eval_size > 0 or cfg.eval_data_path, "eval_size", "> 0 (0 = all of eval_data_path, which is not set)")
-    need((cfg.prompts_per_step * cfg.group_size) % cfg.num_minibatches == 0, "num_minibatches",
-         f"a divisor of prompts_per_step * group_size = {cfg.prompts_per_step * cfg.group_size}")
-    for key in ("clip_higher_eps_high", "entropy_bonus_coef", "adaptive_entropy_init", "adaptive_entropy_target",
-                "adaptive_entropy_delta", "adaptive_entropy_max", "kl_cov_coef", "aer_rho", "aer_coef_init",
-                "aer_lr", "aer_coef_max", "fec_clip_min", "fec_od_h_init"):
-        need(getattr(cfg, key) >= 0, key, ">= 0")
+    world = int(os.environ["WORLD_SIZE"]) if "RANK" in os.environ else 1   # torchrun sets both before any work
+    need(cfg.prompts_per_step % world == 0, "prompts_per_step", f"a multiple of the number of processes, {world}")
+    per_rank = cfg.prompts_per_step // world * cfg.group_size
+    need(per_rank % cfg.num_minibatches == 0, "num_minibatches", f"a divisor of the sequences per process, "
+         f"prompts_per_step / {world} processes * group_size = {per_rank}")
     for key in ("clip_cov_ratio", "kl_cov_ratio", "aer_tau", "fec_od_min_ratio"):
         need(0 <= getattr(cfg, key) <= 1, key, "in [0, 1]")
     need(cfg.clip_cov_lb < cfg.clip_cov_ub, "clip_cov_lb", f"< clip_cov_ub = {cfg.clip_cov_ub}")
@@ -212,13 +209,16 @@ def load_config(argv=None) -> Config:
     comments = _comments()
     parser = argparse.ArgumentParser(description="nanoentropy RL trainer", allow_abbrev=False,
                                      argument_default=argparse.SUPPRESS)
+    def one_line_error(message):   # argparse would print the usage of all ~100 flags before this line
+        raise ConfigError(f"{message} (see python train.py --help)")
+    parser.error = one_line_error
     parser.add_argument("--config", help="flat YAML file of overrides")
     for f in fields(Config):
         parser.add_argument(f"--{f.name}", metavar=f.type.__name__.upper(),
                             help=f"{comments.get(f.name, '')} (default: {f.default!r})")
-    args = vars(parser.parse_args(argv))  # argparse itself exits 2 on an unknown --flag
+    args = vars(parser.parse_args(argv))
     types = {f.name: f.type for f in fields(Config)}
-    values = {}
+    loaded = {}
     if "config" in args:
         try:
             with open(args.pop("config")) as fh:
@@ -227,15 +227,32 @@ def load_config(argv=None) -> Config:
             raise ConfigError(f"cannot read config file: {e}") from None
         if not isinstance(loaded, dict):
             raise ConfigError("config file must be a flat mapping of key: value")
-        for k, v in loaded.items():
-            if k not in types:
-                raise ConfigError(f"unknown config key '{k}' in YAML (see python train.py --help)")
-            values[k] = _convert(k, v, types[k])
-    for k, v in args.items():
-        values[k] = _convert(k, v, types[k])
-    cfg = Config(**values)
+    for k in loaded.keys() - types.keys():
+        raise ConfigError(f"unknown config key '{k}' in YAML (see python train.py --help)")
+    cfg = Config(**{k: _convert(k, v, types[k]) for k, v in {**loaded, **args}.items()})   # the CLI wins
     validate(cfg)
     return cfg
+
+
+# knobs a resumed run may change silently: where, how long, how it logs, evaluates, computes (not what)
+RESUME_FREE = ("out_dir", "resume", "resume_force", "device", "threads", "num_steps", "save_every", "eval_every",
+               "eval_k", "log_samples_every", "entropy_change", "logits_chunk", "micro_batch_size",
+               "grad_checkpointing", "fsdp_cpu_offload", "base_cache_dir")
+
+
+def check_resume(cfg, state, world_size):
+    """state: the trainer state of out_dir/ckpt (None if there is none). Raises ConfigError where the run
+    cannot resume; returns "key old -> new, ..." for every other knob that changed ("" if none)."""
+    if state is None:
+        raise ConfigError(f"resume=true but there is no checkpoint in {cfg.out_dir}/ckpt (drop --resume to start over)")
+    if state["world_size"] != world_size:
+        raise ConfigError(f"the checkpoint was written by {state['world_size']} processes, this run has {world_size}")
+    old = yaml.safe_load(state["config"])
+    changed = [k for k, v in old.items() if k not in RESUME_FREE and getattr(cfg, k, v) != v]
+    if "entropy_strategy" in changed and not cfg.resume_force:
+        raise ConfigError(f"the checkpoint was trained with entropy_strategy '{old['entropy_strategy']}', not "
+                          f"'{cfg.entropy_strategy}'; set resume_force=true to switch strategy mid-run")
+    return ", ".join(f"{k} {old[k]!r} -> {getattr(cfg, k)!r}" for k in changed)
 
 
 def to_yaml(cfg: Config) -> str:

@@ -97,10 +97,12 @@ def _truth(task, answer):
 def load_problems(cfg, path, split):
     """Problems from a dataset. Returns (problems, n_skipped). Empty result -> DataError."""
     try:
-        rows = _load_rows(path, split)
-    except Exception as e:  # datasets raises many types; all mean "cannot read this"
-        raise DataError(f"cannot load dataset '{path}' (split '{split}'): {type(e).__name__}: {e}") from None
-    cols = rows.column_names
+        data = _load_rows(path, split)
+        rows = data.to_list()  # a byte that is not UTF-8 fails only here, when the rows are read
+    except Exception as e:  # datasets raises many types; all mean "cannot read this" (an empty file: StopIteration)
+        why = f"{type(e).__name__}: {str(e) or 'no rows'}"
+        raise DataError(f"cannot load dataset '{path}' (split '{split}'): {why}") from None
+    cols = data.column_names
     for key in (cfg.question_key, cfg.answer_key):
         if key not in cols:
             raise DataError(f"dataset '{path}' has no column '{key}' (columns: {', '.join(cols)}); "

@@ -8,7 +8,6 @@ process per device, nccl on GPUs, gloo on CPU, each decoder layer and then the r
 FSDP2's fully_shard. Launch lines are in train.py's docstring and the README.
 """
 import builtins
-import contextlib
 import os
 import shutil
 import warnings
@@ -18,16 +17,15 @@ import torch.distributed as dist
 
 
 def compute_init(cfg):
-    """Returns (ddp, rank, local_rank, world_size, device)."""
+    """Returns (ddp, rank, local_rank, world_size, device), after setting torch's CPU threads."""
+    torch.set_num_threads(cfg.threads or torch.get_num_threads())   # README "Threads": 1 holds up on a busy machine
     want_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
     if "RANK" not in os.environ:
         return False, 0, 0, 1, torch.device("cuda" if want_cuda else "cpu")
     rank, local_rank, world = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"]), int(os.environ["WORLD_SIZE"])
+    device = torch.device("cuda", local_rank) if want_cuda else torch.device("cpu")
     if want_cuda:
         torch.cuda.set_device(local_rank)
-        device = torch.device("cuda", local_rank)
-    else:
-        device = torch.device("cpu")
     dist.init_process_group("nccl" if want_cuda else "gloo", device_id=device if want_cuda else None)
     if rank != 0:  # only rank 0 prints, even from code that calls print() (torchvision's references do this)
         builtin_print = builtins.print
@@ -176,6 +174,8 @@ class gathered_params:
 # -----------------------------------------------------------------------------
 # checkpoints: a full Hugging Face model (rank 0) + sharded optimizer state (torch.distributed.checkpoint)
 # + trainer state, written to a temp name and renamed. out_dir must be on a filesystem all nodes share.
+# DCP warns on every save and load without torch.distributed ("assuming ... single process"): our intent.
+warnings.filterwarnings("ignore", message="torch.distributed is .*single process")
 
 
 def save_checkpoint(path, model, tokenizer, optimizer, trainer_state):
@@ -184,7 +184,7 @@ def save_checkpoint(path, model, tokenizer, optimizer, trainer_state):
     Hugging Face format (from_pretrained loads it, no torch.distributed needed), the tokenizer and the
     trainer state; the optimizer state is written with torch.distributed.checkpoint, each rank its own
     shard (one process: one shard). The directory appears under its final name only when complete, so
-    a crash never leaves a half checkpoint.
+    a crash never leaves a half checkpoint (finish_checkpoint); a failed write (full disk) stops the run.
     """
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,
@@ -194,44 +194,51 @@ def save_checkpoint(path, model, tokenizer, optimizer, trainer_state):
         model_sd.pop("lm_head.weight", None)                  # HF would save the tied matrix twice
     optim_sd = get_optimizer_state_dict(model, optimizer)
     tmp = path + ".tmp"
-    if is_master():
-        shutil.rmtree(tmp, ignore_errors=True)
-        model.config.architectures = [type(model).__name__.removeprefix("FSDP")]  # not FSDP's wrapper class
-        model.save_pretrained(tmp, state_dict=model_sd)
-        tokenizer.save_pretrained(tmp)
-        torch.save(trainer_state, os.path.join(tmp, "trainer_state.pt"))
-    barrier()
-    with _one_process_is_fine():
+    try:
+        if is_master():
+            shutil.rmtree(tmp, ignore_errors=True)
+            model.config.architectures = [type(model).__name__.removeprefix("FSDP")]  # not FSDP's wrapper class
+            model.save_pretrained(tmp, state_dict=model_sd)
+            tokenizer.save_pretrained(tmp)
+            torch.save(trainer_state, os.path.join(tmp, "trainer_state.pt"))
+        barrier()
         dcp.save({"optimizer": optim_sd}, checkpoint_id=os.path.join(tmp, "optimizer"))
-    barrier()
+        barrier()
+    except (Exception, dcp.CheckpointException) as e:   # a full disk, mostly (DCP's is a BaseException)
+        full = shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free < 2**20
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise SystemExit(f"error: {'no space left on device' if full else repr(e)} while saving the checkpoint; "
+                         f"the previous checkpoint is intact") from None
     if is_master():
-        old = path + ".old"
-        if os.path.exists(path):
-            os.replace(path, old)
-        os.replace(tmp, path)
+        open(os.path.join(tmp, "complete"), "w").close()   # the mark finish_checkpoint trusts
+    finish_checkpoint(path)
+
+
+def finish_checkpoint(path):
+    """Puts a complete path.tmp in place of path, or finishes doing so after a kill, and returns the trainer
+    state of the checkpoint at path (None if none). Every rank must call this; rank 0 moves files. The old
+    checkpoint waits as path.old until the new one is in place, so a kill at any point leaves path or a
+    path.tmp marked complete (the newer). A path.tmp without the mark is half written: removed."""
+    tmp, old = path + ".tmp", path + ".old"
+    if is_master():
+        if os.path.exists(os.path.join(tmp, "complete")):
+            shutil.rmtree(old, ignore_errors=True)   # a leftover of a kill during the rmtree below
+            if os.path.exists(path):
+                os.replace(path, old)
+            os.replace(tmp, path)
+        shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
     barrier()
+    state = os.path.join(path, "trainer_state.pt")
+    return torch.load(state, weights_only=False) if os.path.exists(state) else None
 
 
-@contextlib.contextmanager
-def _one_process_is_fine():
-    """DCP warns on every save and load without torch.distributed ("assuming the intent is to save in a
-    single process"), even when told so with no_dist=True. Without torchrun that is our intent: silence it."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="torch.distributed is .*single process")
-        yield
-
-
-def load_checkpoint(path, model, optimizer, world_size):
-    """Loads weights, optimizer state and trainer state saved by save_checkpoint (same world size)."""
+def load_checkpoint(path, model, optimizer):
+    """Loads the weights and optimizer state saved by save_checkpoint (train.py checked the world size)."""
     import torch.distributed.checkpoint as dcp
     from safetensors.torch import load_file
     from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_optimizer_state_dict,
                                                          set_model_state_dict, set_optimizer_state_dict)
-    state = torch.load(os.path.join(path, "trainer_state.pt"), weights_only=False)
-    if state["world_size"] != world_size:
-        raise RuntimeError(f"checkpoint {path} was written by {state['world_size']} ranks, this run has "
-                           f"{world_size}; resume needs the same world size")
     sd = load_file(os.path.join(path, "model.safetensors"))  # every rank reads the full file, keeps its shard
     if getattr(model.config, "tie_word_embeddings", False):
         sd.setdefault("lm_head.weight", sd["model.embed_tokens.weight"])  # HF drops the tied copy on save
@@ -239,7 +246,5 @@ def load_checkpoint(path, model, optimizer, world_size):
     # dcp.load fills a state dict in place, so first build one of the right shapes (this initialises
     # AdamW's state with a zero-lr step, then the load overwrites it)
     optim_sd = {"optimizer": get_optimizer_state_dict(model, optimizer)}
-    with _one_process_is_fine():
-        dcp.load(optim_sd, checkpoint_id=os.path.join(path, "optimizer"))
+    dcp.load(optim_sd, checkpoint_id=os.path.join(path, "optimizer"))
     set_optimizer_state_dict(model, optimizer, optim_sd["optimizer"])
-    return state

@@ -75,9 +75,11 @@ def token_objective(logp, old_logp, adv, clip_low, clip_high, beta_low=0.0, beta
       A > 0 and r > 1 + eps_high: objective frozen at (1 + eps_high) A, no gradient;
       A < 0 and r < 1 - eps_low:  objective frozen at (1 - eps_low) A, no gradient.
     Gradient-preserving clipping keeps the frozen VALUE (so logged losses compare across betas) but
-    lets a scaled gradient through, using r / sg(r), whose value is 1 and gradient is grad log pi:
-      obj = sg((1 + eps) A) + beta * (1 + eps) * A * (r / sg(r) - 1)
+    lets a scaled gradient through, using logp - sg(logp), whose value is 0 and gradient is grad log pi:
+      obj = sg((1 + eps) A) + beta * (1 + eps) * A * (logp - sg(logp))
       d obj = beta * (1 + eps) * A * grad log pi
+    (CE-GPPO writes r / sg(r) - 1, the same value and gradient, but 0 / 0 = nan where r underflows to 0,
+    a log ratio below about -103 in fp32, and nan * beta = nan even at beta = 0.)
     With beta = 0 this is exactly hard clipping (same value, same zero gradient; tested).
     beta_high > 0 keeps low-probability positive tokens growing (raises entropy); beta_low > 0 keeps
     pushing down low-probability negative tokens (lowers entropy). See CE-GPPO, and the 001 notes.
@@ -87,7 +89,7 @@ def token_objective(logp, old_logp, adv, clip_low, clip_high, beta_low=0.0, beta
     ratio = torch.exp(logp - old_logp)                  # (B, T) r = pi_theta / pi_old, in log space so tiny p's don't underflow
     adv = adv[:, None]                                  # (B, 1) one advantage per completion, broadcast over T
     lo, hi = 1.0 - clip_low, 1.0 + clip_high            # floats or (B, T)
-    grad_only = ratio / ratio.detach() - 1.0            # (B, T) value 0, gradient grad log pi
+    grad_only = logp - logp.detach()                    # (B, T) value 0, gradient grad log pi
     clipped_high = (adv > 0) & (ratio > hi)             # (B, T)
     clipped_low = (adv < 0) & (ratio < lo)              # (B, T)
     obj = ratio * adv                                   # (B, T) the plain importance-weighted objective
@@ -102,8 +104,10 @@ def token_objective(logp, old_logp, adv, clip_low, clip_high, beta_low=0.0, beta
 
 def kl_k3(logp, ref_logp):
     """k3 estimator of KL(pi_theta || pi_ref) per token, (B, T): e^(ref - logp) - (ref - logp) - 1 >= 0.
-    Unbiased with low variance on tokens sampled from pi_theta, http://joschu.net/blog/kl-approx.html"""
-    d = ref_logp - logp
+    Unbiased with low variance on tokens sampled from pi_theta, http://joschu.net/blog/kl-approx.html
+    The log difference d is clamped to [-20, 20], as verl does: e^d overflows fp32 past d = 88 (no gradient
+    beyond the clamp). verl also caps the k3 value at 10 (so no gradient past d = 2.5); we don't."""
+    d = (ref_logp - logp).clamp(-20.0, 20.0)
     return torch.exp(d) - d - 1.0
 
 

@@ -25,6 +25,8 @@ import shutil
 import torch
 import torch.nn.functional as F
 
+from nanoentropy.config import ConfigError
+
 # -----------------------------------------------------------------------------
 # the tiny model: a character tokenizer and a small Qwen2
 
@@ -68,21 +70,24 @@ def load_policy(cfg, device):
         tokenizer = build_char_tokenizer()
         model = build_tiny_model(cfg, tokenizer)
     else:
-        tokenizer = AutoTokenizer.from_pretrained(cfg.model_name_or_path)
-        model = AutoModelForCausalLM.from_pretrained(cfg.model_name_or_path, dtype=torch.float32,
-                                                     attn_implementation="sdpa")
+        path = cfg.model_name_or_path   # a ConfigError: train.py prints one line and exits 2
+        if os.path.isdir(path) and not any(f.startswith(("tokenizer", "vocab")) or f.endswith(".gguf")
+                                           for f in os.listdir(path)):
+            raise ConfigError(f"model_name_or_path '{path}' has no tokenizer files (tokenizer.json, vocab.json, ...)")
+        try:   # transformers 5 would build an empty tokenizer from such a folder, silently; 4.x a TypeError
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="sdpa")
+        except (OSError, ValueError) as e:  # for a missing folder, a long message about repo ids
+            why = e if os.path.exists(path) else "no such folder, nor a model on the hub"
+            raise ConfigError(f"cannot load model_name_or_path '{path}': {why}") from None
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return prepare_policy(model, cfg).to(device), tokenizer
 
 
 def prepare_policy(model, cfg):
-    """What every policy gets after loading, the cached warm-start base included."""
-    # Hugging Face generation_config files carry sampling defaults (Qwen2.5: top_k 20, top_p 0.8,
-    # repetition_penalty 1.05). Our sampler never reads them, but model.generate would: blank them
-    # so the benchmark's generate and anything else calling it samples what the config says.
-    gc = model.generation_config
-    gc.top_k, gc.top_p, gc.temperature, gc.repetition_penalty, gc.do_sample = None, None, None, None, True
+    """What every policy gets after loading, the cached warm-start base included. Its generation_config
+    (Qwen2.5's: top_k 20, top_p 0.8, ...) stays as it came, for its checkpoints: our sampler never reads it."""
     if cfg.grad_checkpointing:
         enable_checkpointing(model)
         model.config.use_cache = False  # the training forward never uses the cache; the sampler passes its own

@@ -116,7 +116,8 @@ def main(argv=None):
                          label=label if label not in seen else None)   # seeds of one config: one legend entry
             seen[label] = seen.get(label, 0) + 1
             axes[0].plot([r["step"] for r in rows], [r["policy/entropy"] for r in rows], **style)
-            axes[1].plot([r["step"] for r in rows], [r["rollout/reward"] for r in rows], **style)
+            steps = [r for r in rows if "rollout/reward" in r]   # not the final eval's row (train.py)
+            axes[1].plot([r["step"] for r in steps], [r["rollout/reward"] for r in steps], **style)
             ev = [r for r in rows if "eval/greedy_acc" in r]
             axes[2].plot([r["step"] for r in ev], [r["eval/greedy_acc"] for r in ev], marker="o", ms=3, **style)
         for ax, title in zip(axes, ("policy entropy (nats, full vocabulary; log scale)", "rollout reward",

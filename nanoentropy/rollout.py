@@ -19,6 +19,8 @@ steps attend with two plain matmuls (decode_attention below), not the sdpa kerne
 What each choice buys, measured side by side against model.generate and the no-cache reference, is in
 tests/bench.py and the README's "Performance" section.
 """
+import inspect
+
 import torch
 import torch.nn.functional as F
 from transformers import AttentionInterface
@@ -41,7 +43,7 @@ class PreallocatedLayer(DynamicLayer):
 
     def update(self, key_states, value_states, *args, **kwargs):
         """key_states, value_states: (B, H, L, hd), L = P at prefill and 1 per generated token."""
-        if not self.is_initialized:                  # prefill: allocate once, never again
+        if self.n == 0:          # prefill: allocate once, never again. (is_initialized is for transformers 5.x)
             B, H, _, hd = key_states.shape
             self.k_buf = key_states.new_empty(B, H, self.max_len, hd)           # (B, H, max_len, hd)
             self.v_buf = value_states.new_empty(B, H, self.max_len, value_states.shape[-1])
@@ -163,8 +165,10 @@ def generate(model, prompt_ids, prompt_mask, group_size, max_new_tokens, eos_ids
         # logits_to_keep=1: only the last position's logits (at V = 152k the rest would cost a lot)
         pos = (prompt_mask.cumsum(1) - 1).clamp(min=0)                                        # (Bp, P)
         cache = Cache(layer_class_to_replicate=lambda: PreallocatedLayer(P + N))
-        out = model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=pos,
-                    past_key_values=cache, use_cache=True, logits_to_keep=1)
+        # transformers 5.24 renamed past_key_values to cache (the old name warns; 5.40 drops it; 4.x has no cache)
+        kw = {"cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values": cache}
+        out = model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=pos, use_cache=True,
+                    logits_to_keep=1, **kw)
         # copy each prompt's cache to its G rows: the prompt is prefilled once, not G times
         cache.batch_repeat_interleave(G)
         logits = out.logits[:, -1].float().repeat_interleave(G, 0)                            # (B, V)
@@ -196,7 +200,7 @@ def generate(model, prompt_ids, prompt_mask, group_size, max_new_tokens, eos_ids
                 bias[:, 0, 0, P + t].masked_fill_(~real, float("-inf"))
                 n_real += real
                 out = model(input_ids=tokens[:, t:t + 1], attention_mask=bias[..., :P + t + 1],
-                            position_ids=(n_real - 1)[:, None], past_key_values=cache, use_cache=True)
+                            position_ids=(n_real - 1)[:, None], use_cache=True, **kw)
                 logits = out.logits[:, -1].float()                                            # (B, V)
         finally:  # back to the model's own attention, even if the loop raised
             model.config._attn_implementation = attn_impl

@@ -7,6 +7,7 @@ ratio of two things timed in the same process, interleaved, best of a few repeat
     python tests/bench.py --quick          # only the tiny-model rows (1, 2, 4), under a minute: a check that
                                            # it runs and a rough reading (fewer rounds: noisier ratios)
     python tests/bench.py --out bench.json # where the JSON goes (default: bench.json in the cwd)
+    python tests/bench.py --quick --rounds=1   # a fixed amount of work whatever the load (tests/test_bench.py)
 
 Rows (the same script runs on a GPU when there is one; on CPU everything is fp32):
   1 rollout tokens/s: our KV-cached sampler vs Hugging Face generate (its own KV cache) vs the no-cache
@@ -38,7 +39,7 @@ sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 from nanoentropy.config import Config  # noqa: E402
 from nanoentropy.data import get_problems  # noqa: E402
 from nanoentropy.model import (build_char_tokenizer, build_tiny_model, enable_checkpointing,  # noqa: E402
-                               policy_logp_entropy, prepare_policy)
+                               policy_logp_entropy)
 from nanoentropy.rollout import encode_prompts, generate, generate_nocache  # noqa: E402
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -109,12 +110,13 @@ def best_of(fns, repeats, budget_s=0.0):
 def engines(model, ids, mask, G, N, pad_id, which):
     """{name: fn} for the engines in `which`. ids, mask: (Bp, P) left-padded prompts. Every fn rolls out
     Bp * G rows of exactly N new tokens: our samplers get an EOS id that can never fire ([-1]), generate
-    gets min_new_tokens = max_new_tokens = N. All run under no_grad, the model in eval mode."""
+    gets min_new_tokens = max_new_tokens = N. All run under no_grad, the model in eval mode. generate gets
+    every sampling knob explicitly: it would take the rest from the model's generation_config."""
     gen = torch.Generator(DEVICE).manual_seed(0)
     ids_g, mask_g = ids.repeat_interleave(G, 0), mask.repeat_interleave(G, 0)  # (B, P): all generate can take
     fns = {OURS: lambda: generate(model, ids, mask, G, N, [-1], pad_id, 1.0, 0, 1.0, gen),
            HF: lambda: model.generate(input_ids=ids_g, attention_mask=mask_g, do_sample=True, temperature=1.0,
-                                      top_k=0, top_p=1.0, min_new_tokens=N, max_new_tokens=N, pad_token_id=pad_id),
+                                      top_k=0, top_p=1.0, repetition_penalty=1.0, min_new_tokens=N, max_new_tokens=N, pad_token_id=pad_id),
            NOCACHE: lambda: generate_nocache(model, ids, mask, G, N, [-1], pad_id, 1.0, 0, 1.0, gen)}
     return {name: torch.no_grad()(fn) for name, fn in fns.items() if name in which}
 
@@ -248,14 +250,14 @@ def bench_update(B=8, P=64, T=64):
 
 def bench_step(num_steps):
     """Row 4: train.py on configs/tiny.yaml for a few steps; times from its metrics.jsonl, averaged over
-    the steps after the first (step 0 also runs the initial eval)."""
+    the steps after the first (the first pays one-off costs); time/step_s leaves out the held-out evals."""
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "train.py", "--config", "configs/tiny.yaml", f"--num_steps={num_steps}",
                "--sft_steps=50", "--eval_every=0", "--eval_size=16", "--save_every=0", "--log_samples_every=0",
                f"--out_dir={tmp}/run", f"--base_cache_dir={tmp}/base"]
         p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         assert p.returncode == 0, f"train.py failed:\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}"
-        steps = [json.loads(l) for l in open(f"{tmp}/run/metrics.jsonl")][1:]
+        steps = [r for r in map(json.loads, open(f"{tmp}/run/metrics.jsonl")) if "time/step_s" in r][1:]
     mean = lambda k: sum(s[k] for s in steps) / len(steps)
     step = mean("time/step_s")
     parts = {"rollout": mean("time/rollout_s"), "reward": mean("time/reward_s"), "update": mean("time/update_s")}
@@ -276,17 +278,17 @@ def bench_checker(n=2000):
 # the two models, and main
 
 
-def tiny_rows(repeats, quick):
+def tiny_rows(repeats, quick, fixed):
     cfg = Config()
     tok = build_char_tokenizer()
     model = build_tiny_model(cfg, tok).to(DEVICE).eval()
-    prepare_policy(model, Config())  # blank generation_config: generate samples plain softmax at T=1
     prompts = [p["prompt"] for p in get_problems(cfg)[0][:64]]            # "12+34=", "7*8=", ...: 4 to 6 chars
     ids, mask = encode_prompts(tok, prompts, DEVICE)                        # (64, P) left-padded
     pad = tok.pad_token_id
-    bench_rollout("tiny", model, ids, mask, 8, 48, pad, repeats, [OURS, HF], warm_N=48, budget_s=12 if quick else 60)
+    budget_s = 0 if fixed else 12 if quick else 60   # 0: exactly `repeats` rounds
+    bench_rollout("tiny", model, ids, mask, 8, 48, pad, repeats, [OURS, HF], warm_N=48, budget_s=budget_s)
     # the no-cache reference is ~25x slower: timed in its own pair, with fewer repeats and a short warm-up
-    bench_rollout("tiny", model, ids, mask, 8, 48, pad, 1 if quick else 2, [OURS, NOCACHE], warm_N=4)
+    bench_rollout("tiny", model, ids, mask, 8, 48, pad, 1 if quick or fixed else 2, [OURS, NOCACHE], warm_N=4)
     bench_prefill("tiny", model, ids, mask, pad, repeats, [OURS, HF])
 
 
@@ -294,7 +296,6 @@ def qwen_rows():
     from transformers import Qwen2Config, Qwen2ForCausalLM
     torch.manual_seed(0)
     model = Qwen2ForCausalLM(Qwen2Config(**QWEN_05B)).to(DEVICE).eval()
-    prepare_policy(model, Config())  # blank generation_config: generate samples plain softmax at T=1
     # 16 prompts of random ids, 32 to 64 tokens long, left-padded with id 0 (masked out)
     rng = random.Random(0)
     lens = [rng.randint(32, 64) for _ in range(16)]
@@ -318,6 +319,9 @@ def main():
     ap.add_argument("--out", default="bench.json", help="where to write the JSON")
     ap.add_argument("--repeats", type=int, default=None,
                     help="timed repeats of each tiny-model engine, the best counts (default 5; 3 with --quick)")
+    ap.add_argument("--rounds", type=int, default=None, help="exactly this many timed rounds of each tiny-model "
+                    "engine, never more: a fixed amount of work (by default the rounds go on while bursts of load "
+                    "keep setting new bests)")
     ap.add_argument("--update_child", help=argparse.SUPPRESS)  # internal: one row-3 variant in its own process
     ap.add_argument("--shape", default="8,64,64", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -326,7 +330,7 @@ def main():
     info = machine()
     print(f"machine: {info}")
     t0 = time.perf_counter()
-    tiny_rows(args.repeats or (3 if args.quick else 5), args.quick)
+    tiny_rows(args.rounds or args.repeats or (3 if args.quick else 5), args.quick, fixed=args.rounds is not None)
     bench_step(num_steps=3 if args.quick else 6)
     if not args.quick:
         bench_checker()

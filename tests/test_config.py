@@ -31,6 +31,12 @@ def test_bool_parsing_is_explicit():
     (["--loss_agg=mean"], "'loss_agg' = 'mean'"),
     (["--num_minibatches=3"], "num_minibatches"),
     (["--task=gsm8k"], "data_path"),
+    # issue 13: these passed and trained on nan (T = 0 divides the logits by 0)
+    (["--temperature=0"], "'temperature' = 0.0: must be > 0"),
+    (["--lr=inf"], "'lr' = inf: must be a finite number"),
+    (["--clip_high=nan"], "'clip_high' = nan: must be a finite number"),
+    (["--fec_upper_intercept=-inf"], "'fec_upper_intercept' = -inf: must be a finite number"),
+    (["--threads=-1"], "'threads' = -1: must be >= 0"),
 ])
 def test_bad_values_name_key_value_and_allowed(argv, key):
     with pytest.raises(ConfigError) as e:
@@ -41,9 +47,11 @@ def test_bad_values_name_key_value_and_allowed(argv, key):
 def test_unknown_keys(tmp_path):
     with pytest.raises(ConfigError, match="unknown config key 'learning_rate'"):
         load_config(["--config", _yaml(tmp_path, "learning_rate: 0.1\n")])
-    with pytest.raises(SystemExit) as e:   # argparse: "unrecognized arguments: --learning_rate=1"
+    # argparse's own errors: one line (it used to print the usage of all ~100 flags first), then exit 2 in train.py
+    with pytest.raises(ConfigError, match=r"^unrecognized arguments: --learning_rate=1 \(see python train.py --help\)$"):
         load_config(["--learning_rate=1"])
-    assert e.value.code == 2
+    with pytest.raises(ConfigError, match="expected one argument"):
+        load_config(["--lr"])
     with pytest.raises(ConfigError, match="flat mapping"):
         load_config(["--config", _yaml(tmp_path, "- a\n- b\n")])
 
@@ -68,3 +76,51 @@ def test_eval_size_caps_eval_data_path(tmp_path):
     assert len(get_problems(load_config(base + ["--eval_size=0"]))[1]) == 12
     with pytest.raises(ConfigError, match="eval_size"):
         load_config(["--eval_size=0"])
+
+
+@pytest.mark.parametrize("text, key", [
+    ("lr: null\n", "'lr' = None: expected float"),
+    ("num_steps: [1, 2]\n", "'num_steps' = [1, 2]: expected int"),
+    ("lr: {a: 1}\n", "'lr' = {'a': 1}: expected float"),
+    ("num_steps: .inf\n", "'num_steps' = inf: expected int"),
+    ("resume: [true]\n", "'resume' = [True]: expected bool"),
+    ("out_dir: null\n", "'out_dir' = None: expected str"),
+])
+def test_yaml_values_of_the_wrong_type(tmp_path, text, key):
+    """Regression (issue 13): YAML's null, lists and mappings raised TypeError (a traceback, exit 1)."""
+    with pytest.raises(ConfigError) as e:
+        load_config(["--config", _yaml(tmp_path, text)])
+    assert key in str(e.value)
+
+
+def test_batch_shapes_are_checked_per_process(monkeypatch):
+    """Regression (issue 13): both were AssertionErrors on every rank, the second after the warm start.
+    torchrun sets RANK and WORLD_SIZE before train.py starts, so the config can check them."""
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    with pytest.raises(ConfigError, match="'prompts_per_step' = 16: must be a multiple of the number of processes, 3"):
+        load_config([])
+    monkeypatch.setenv("WORLD_SIZE", "2")   # 4 prompts x 2 samples = 8 sequences: 4 per process, not 8
+    with pytest.raises(ConfigError, match="'num_minibatches' = 8: must be a divisor of the sequences per process"):
+        load_config(["--prompts_per_step=4", "--group_size=2", "--num_minibatches=8"])
+    assert load_config(["--prompts_per_step=4", "--group_size=2", "--num_minibatches=4"]).num_minibatches == 4
+    monkeypatch.delenv("RANK")   # one process: the whole batch is this process's
+    assert load_config(["--prompts_per_step=4", "--group_size=2", "--num_minibatches=8"]).num_minibatches == 8
+
+
+def test_check_resume():
+    """What a checkpoint's saved config allows: no checkpoint or another world size stop the run; a changed
+    algorithm knob is named; another entropy strategy needs resume_force; plumbing knobs change freely."""
+    from nanoentropy.config import check_resume, to_yaml
+    saved = {"world_size": 1, "config": to_yaml(load_config([]))}
+    with pytest.raises(ConfigError, match="no checkpoint in out/tiny/ckpt"):
+        check_resume(load_config(["--resume=true"]), None, 1)
+    with pytest.raises(ConfigError, match="written by 1 processes, this run has 2"):
+        check_resume(load_config([]), saved, 2)
+    assert check_resume(load_config(["--num_steps=500", "--eval_every=5", "--threads=2"]), saved, 1) == ""
+    assert check_resume(load_config(["--lr=0.01", "--group_size=4"]), saved, 1) == \
+        "group_size 8 -> 4, lr 0.0001 -> 0.01"
+    with pytest.raises(ConfigError, match="entropy_strategy 'none', not 'clip_higher'; set resume_force=true"):
+        check_resume(load_config(["--entropy_strategy=clip_higher"]), saved, 1)
+    assert check_resume(load_config(["--entropy_strategy=clip_higher", "--resume_force=true"]), saved, 1) == \
+        "entropy_strategy 'none' -> 'clip_higher'"

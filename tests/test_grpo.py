@@ -128,3 +128,21 @@ def test_grpo_loss_stats_and_kl():
     assert loss.item() == pytest.approx(-(1.2 + 0.5) / 2 + 0.5 * kl)
     assert stats["policy/clip_frac_high"] == pytest.approx(0.5) and stats["policy/clip_frac_low"] == 0
     assert stats["policy/ref_kl"] == pytest.approx(kl)
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.5])
+def test_extreme_log_ratios_stay_finite(beta):
+    """Regression (issue 10): the gradient-preserving term was r / sg(r) - 1, which is 0 / 0 = nan where the
+    ratio underflows to 0 (log ratio below about -103 in fp32), even with both betas 0; and the k3 KL's
+    e^(ref - logp) overflowed past 88 nats. Both are finite now, with the values and gradients of the formulas."""
+    logp = torch.tensor([[-150.0, -1.0]], requires_grad=True)
+    obj, info = token_objective(logp, torch.tensor([[0.0, -1.0]]), torch.tensor([-1.0]), 0.2, 0.2, beta_low=beta)
+    obj.sum().backward()
+    assert info["ratio"][0, 0] == 0 and info["clip_low"][0, 0]    # underflowed to 0, and clipped low
+    assert torch.equal(obj.detach(), torch.tensor([[-0.8, -1.0]]))  # (1 - eps) A, and r A with r = 1
+    assert torch.allclose(logp.grad, torch.tensor([[beta * 0.8 * -1.0, -1.0]]))
+    logp = torch.tensor([-150.0, 150.0, -1.0], requires_grad=True)
+    kl = kl_k3(logp, torch.zeros(3))                                 # ref - logp = 150, -150, 1: clamped to +-20
+    kl.sum().backward()
+    assert torch.allclose(kl.detach(), torch.tensor([math.exp(20) - 21, math.exp(-20) + 19, math.exp(1) - 2]))
+    assert torch.allclose(logp.grad, torch.tensor([0.0, 0.0, 1 - math.exp(1)]))   # no gradient past the clamp

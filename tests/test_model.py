@@ -93,7 +93,7 @@ def test_eos_ids_collects_generation_config():
 
 def test_cached_warm_start_base_is_prepared_like_a_fresh_policy(tmp_path):
     """The second run loads the base from the cache: it must get what load_policy gives every policy (a
-    blank generation_config, checkpointing when asked) and the very weights the first run saved."""
+    generation_config as it came, checkpointing when asked) and the very weights the first run saved."""
     cfg = Config(tiny_hidden=32, tiny_layers=1, tiny_heads=2, sft_steps=2, sft_batch_size=4, num_train=20,
                  eval_size=4, base_cache_dir=str(tmp_path))
     examples = [("1+2=", "3"), ("2+2=", "4")]
@@ -102,6 +102,37 @@ def test_cached_warm_start_base_is_prepared_like_a_fresh_policy(tmp_path):
     cfg.grad_checkpointing = True           # not part of the cache key: the same base, prepared differently
     again, path2 = warm_start(*load_policy(cfg, "cpu"), examples, cfg, "cpu")
     assert path2 == path and again is not first
-    assert again.generation_config.top_k is None and again.model.gradient_checkpointing
+    assert again.generation_config.to_dict() == first.generation_config.to_dict() and again.model.gradient_checkpointing
     for a, b in zip(first.state_dict().values(), again.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_model_path_errors_are_one_line(tmp_path):
+    """Regression (issue 13): a missing folder gave a 69-line OSError about repo ids; a folder without
+    tokenizer files loaded an empty tokenizer and crashed much later in a reshape."""
+    from nanoentropy.config import ConfigError
+    with pytest.raises(ConfigError, match=f"cannot load model_name_or_path '{tmp_path}/nothing': no such folder"):
+        load_policy(Config(model_name_or_path=str(tmp_path / "nothing")), "cpu")
+    build_tiny_model(Config(tiny_hidden=32, tiny_layers=1, tiny_heads=2), build_char_tokenizer()).save_pretrained(
+        tmp_path / "no_tokenizer")
+    with pytest.raises(ConfigError, match=f"'{tmp_path}/no_tokenizer' has no tokenizer files") as e:
+        load_policy(Config(model_name_or_path=str(tmp_path / "no_tokenizer")), "cpu")
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.filterwarnings("ignore:torch.distributed is")   # dist.py silences it, pytest resets warning filters
+def test_checkpoint_keeps_the_generation_config_the_model_came_with(tmp_path):
+    """Regression (issue 12): prepare_policy blanked the sampling defaults (our sampler never reads them) and
+    checkpoints were saved blank; they must carry the model's own, so whoever loads one samples as intended."""
+    import json
+    from nanoentropy import dist
+    tok = build_char_tokenizer()
+    model = build_tiny_model(Config(tiny_hidden=32, tiny_layers=1, tiny_heads=2), tok)
+    model.generation_config.update(do_sample=True, top_k=20, top_p=0.8, temperature=0.7, repetition_penalty=1.05)
+    model.save_pretrained(tmp_path / "qwenlike")   # what Qwen2.5-Instruct ships, on the tiny model
+    tok.save_pretrained(tmp_path / "qwenlike")
+    policy, tok = load_policy(Config(model_name_or_path=str(tmp_path / "qwenlike")), "cpu")
+    dist.save_checkpoint(str(tmp_path / "ckpt"), policy, tok, torch.optim.AdamW(policy.parameters()), {"step": 1})
+    saved = json.load(open(tmp_path / "ckpt" / "generation_config.json"))
+    assert (saved["top_k"], saved["top_p"], saved["temperature"], saved["repetition_penalty"]) == (20, 0.8, 0.7, 1.05)
+    assert dist.finish_checkpoint(str(tmp_path / "ckpt")) == {"step": 1}   # and its trainer state

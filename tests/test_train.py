@@ -1,8 +1,14 @@
-"""train.py end to end, as a user runs it: the tiny config, a real-model folder + local GSM8K-style
-JSONL, resume that reproduces an uninterrupted run, and clear errors on bad configs and bad data.
-Each test is a subprocess; the warm start is shrunk to a few steps so the suite stays fast."""
+"""train.py end to end, as a user runs it: the tiny config, a real-model folder + local GSM8K-style JSONL,
+resume after a kill at every point of a checkpoint save (and after a full disk) that reproduces an
+uninterrupted run, the NaN guard, and clear errors on bad configs, bad data and bad model paths.
+
+Every run of this module happens in one helper process (RUNNER below), which imports torch, transformers and
+train.py's modules once and forks a child per run: the imports are most of a short run's time. A forked child
+is a real process that a kill point ends with os._exit, as kill -9 would. The runs share one warm-started base
+(a 2-layer tiny model, 60 steps on one-digit addition: reward about 0.3, so updates are not vacuous)."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -10,89 +16,287 @@ import pytest
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FAST = ["--sft_steps=30", "--eval_size=16", "--prompts_per_step=4", "--group_size=4", "--num_minibatches=2",
-        "--max_new_tokens=10", "--eval_k=2", "--log_samples_every=1"]
+SMALL = ["--tiny_layers=2", "--sft_steps=60", "--sft_lr=1e-2", "--sft_noise=0", "--arith_digits=1", "--num_train=60",
+         "--eval_size=16", "--prompts_per_step=4", "--group_size=4", "--num_minibatches=2", "--max_new_tokens=12",
+         "--eval_k=2"]
+CHAIN = ["--num_steps=5", "--save_every=1", "--eval_every=2", "--log_samples_every=2"]
+
+RUNNER = r'''
+"""python -c RUNNER runs.json: run train.py once per entry, each in a forked child of this process."""
+import json
+import os
+import resource
+import runpy
+import shutil
+import signal
+import sys
+import traceback
+
+import datasets  # noqa: F401 (this and the next lines: the slow imports, done once)
+import torch.distributed.checkpoint as dcp
+import transformers  # noqa: F401
+import verify  # noqa: F401
+from nanoentropy import dist, model, rollout  # noqa: F401
 
 
-def run(tmp_path, *args, check=True):
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    p = subprocess.run([sys.executable, "train.py", "--config", "configs/tiny.yaml", f"--out_dir={tmp_path}/run",
-                        f"--base_cache_dir={tmp_path}/base", *FAST, *args],
-                       cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
-    if check:
-        assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
-    return p
+class Patched:
+    """A module with some functions replaced, for nanoentropy.dist only."""
+    def __init__(self, module, **fns):
+        self.module, self.fns = module, fns
+
+    def __getattr__(self, name):
+        return self.fns.get(name) or getattr(self.module, name)
 
 
-def metrics(tmp_path, name="run"):
-    return [json.loads(l) for l in open(f"{tmp_path}/{name}/metrics.jsonl")]
+def arm(point, at):
+    """During the save of trainer step `at`, die like kill -9 at `point`, or run out of disk ("full")."""
+    real_save, real_dcp_save, replaced = dist.save_checkpoint, dcp.save, []
+
+    def replace(src, dst):   # _finish_checkpoint's two renames: ckpt -> ckpt.old, then ckpt.tmp -> ckpt
+        replaced.append(dst)
+        if point == "marked" or (point == "renamed" and len(replaced) == 2):
+            os._exit(9)
+        os.replace(src, dst)
+
+    def rmtree(path, **kw):
+        if point == "published" and len(replaced) == 2 and path.endswith(".old"):
+            os.remove(os.path.join(path, "model.safetensors"))   # ckpt.old half deleted
+            os._exit(9)
+        shutil.rmtree(path, **kw)
+
+    def full_disk_save(*args, **kwargs):   # from here on every write past 64 KiB fails, and 0 bytes are free
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2 ** 16, resource.RLIM_INFINITY))
+        dist.shutil = Patched(shutil, disk_usage=lambda p: shutil.disk_usage(p)._replace(free=0))
+        return real_dcp_save(*args, **kwargs)
+
+    def save(path, *args):
+        if args[-1]["step"] == at:
+            dist.os, dist.shutil = Patched(os, replace=replace), Patched(shutil, rmtree=rmtree)
+            if point == "write":   # ckpt.tmp has the model, not yet the optimizer state or the mark
+                dcp.save = lambda *a, **k: os._exit(9)
+            if point == "full":    # the model is written; the optimizer state hits the full disk
+                dcp.save = full_disk_save
+        real_save(path, *args)
+    dist.save_checkpoint = save
 
 
-def test_tiny_smoke(tmp_path):
-    p = run(tmp_path, "--num_steps=2")
-    rows = metrics(tmp_path)
-    assert [r["step"] for r in rows] == [0, 1]
-    for key in ("rollout/reward", "rollout/zero_std_frac", "policy/entropy", "policy/clip_frac_low",
-                "policy/clip_frac_high", "policy/approx_kl", "opt/grad_norm", "rollout/len",
-                "perf/rollout_tok_per_s", "perf/train_tok_per_s", "time/step_s", "eval/greedy_acc", "eval/pass@2"):
-        assert key in rows[0], key
-    assert os.path.exists(f"{tmp_path}/run/config.yaml")
-    assert "truth" in p.stdout   # decoded samples are printed
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    AutoModelForCausalLM.from_pretrained(f"{tmp_path}/run/ckpt")
-    AutoTokenizer.from_pretrained(f"{tmp_path}/run/ckpt")
-    assert not os.path.exists(f"{tmp_path}/run/ckpt.tmp")
-    # a second run with another strategy reuses the cached warm start
-    p = run(tmp_path, "--num_steps=1", "--entropy_strategy=clip_higher", f"--out_dir={tmp_path}/run2")
-    assert "loading cached base" in p.stdout
+results = {}
+for run in json.load(open(sys.argv[1])):
+    if run.get("copy"):
+        shutil.copytree(*run["copy"])
+    pid = os.fork()
+    if pid == 0:
+        for fd, ext in ((1, "out"), (2, "err")):
+            os.dup2(os.open(f"{run['log']}.{ext}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
+        arm(run.get("point"), run.get("at"))
+        sys.argv = ["train.py", *run["argv"]]
+        code = 0
+        try:
+            runpy.run_path("train.py", run_name="__main__")
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+            if not isinstance(e.code, int):
+                print(e.code, file=sys.stderr)
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    out_dir = run.get("out_dir", "")
+    results[run["name"]] = {"code": os.waitstatus_to_exitcode(status),
+                            "files": sorted(os.listdir(out_dir)) if os.path.isdir(out_dir) else None}
+print(json.dumps(results))
+'''
 
 
-def test_real_model_folder_and_gsm8k_jsonl(tmp_path):
-    """The path a real model takes (from_pretrained + load_dataset), on files made here."""
-    from nanoentropy.model import build_char_tokenizer, build_tiny_model
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """name -> {"code", "files" (the out_dir listing right after the run), "out", "err"}; and the run root."""
+    t = tmp_path_factory.mktemp("train")
     from nanoentropy.config import Config
-    tok = build_char_tokenizer()
-    build_tiny_model(Config(tiny_hidden=32, tiny_layers=1, tiny_heads=2), tok).save_pretrained(tmp_path / "model")
-    tok.save_pretrained(tmp_path / "model")
-    with open(tmp_path / "gsm8k.jsonl", "w") as f:
+    from nanoentropy.model import build_char_tokenizer, build_tiny_model
+    tok = build_char_tokenizer()   # a real-model folder, and a GSM8K-style file with two unusable rows
+    build_tiny_model(Config(tiny_hidden=32, tiny_layers=1, tiny_heads=2), tok).save_pretrained(t / "model")
+    tok.save_pretrained(t / "model")
+    with open(t / "gsm8k.jsonl", "w") as f:
         for i in range(40):
             f.write(json.dumps({"question": f"What is {i} + {i}?", "answer": f"{i}+{i}={2*i}\n#### {2 * i}"}) + "\n")
         f.write(json.dumps({"question": "No answer here", "answer": None}) + "\n")
         f.write(json.dumps({"question": "Empty", "answer": ""}) + "\n")
-    p = run(tmp_path, "--num_steps=2", f"--model_name_or_path={tmp_path}/model", "--task=gsm8k",
-            f"--data_path={tmp_path}/gsm8k.jsonl", "--eval_size=8", "--max_new_tokens=6")
-    assert "2 rows skipped" in p.stdout
-    assert len(metrics(tmp_path)) == 2
+    os.makedirs(t / "no_ckpt")
+    (t / "no_ckpt" / "metrics.jsonl").write_text('{"step": 0}\n')
+    spec = [  # (name, argv, out_dir, extra); each run's argv follows --config configs/tiny.yaml + SMALL
+        ("smoke", ["--num_steps=2", "--log_samples_every=1"], "smoke", {}),
+        ("cached_base", ["--num_steps=1", "--entropy_strategy=clip_higher"], "smoke2", {}),
+        ("hf_folder", ["--num_steps=2", f"--model_name_or_path={t}/model", "--task=gsm8k",
+                       f"--data_path={t}/gsm8k.jsonl", "--eval_size=8"], "hf", {}),
+        ("full", CHAIN, "full", {}),
+        ("kill_write", CHAIN, "chain", {"point": "write", "at": 2}),
+        ("kill_marked", [*CHAIN, "--resume=true"], "chain", {"point": "marked", "at": 2}),
+        ("kill_renamed", [*CHAIN, "--resume=true"], "chain", {"point": "renamed", "at": 3}),
+        ("kill_published", [*CHAIN, "--resume=true"], "chain", {"point": "published", "at": 4}),
+        ("disk_full", [*CHAIN, "--resume=true"], "chain", {"point": "full", "at": 5}),
+        ("resumed", [*CHAIN, "--resume=true"], "chain", {}),
+        ("changed_lr", [*CHAIN, "--resume=true", "--lr=2e-4"], "chain_lr", {"copy": [f"{t}/chain", f"{t}/chain_lr"]}),
+        ("changed_strategy", [*CHAIN, "--resume=true", "--entropy_strategy=clip_higher"], "chain", {}),
+        ("no_ckpt", ["--resume=true"], "no_ckpt", {}),
+        ("nan", ["--num_steps=3", "--lr=1e30"], "nan", {}),
+        ("bad_lr", ["--lr=-0.1"], "bad_lr", {}),
+        ("bad_flag", ["--no_such_knob=1"], "bad_flag", {}),
+        ("tiny_jsonl", ["--task=jsonl", f"--data_path={t}/gsm8k.jsonl"], "tiny_jsonl", {}),
+    ]
+    plan = [{"name": name, "log": f"{t}/{name}", "out_dir": f"{t}/{out}", **extra,
+             "argv": ["--config", "configs/tiny.yaml", *SMALL, f"--out_dir={t}/{out}", f"--base_cache_dir={t}/base",
+                      *argv]} for name, argv, out, extra in spec]
+    (t / "runs.json").write_text(json.dumps(plan))
+    p = subprocess.run([sys.executable, "-c", RUNNER, str(t / "runs.json")], cwd=ROOT, capture_output=True,
+                       text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    res = json.loads(p.stdout.splitlines()[-1])
+    for name, r in res.items():
+        r["out"], r["err"] = open(f"{t}/{name}.out").read(), open(f"{t}/{name}.err").read()
+    return res, t
 
 
-def test_resume_matches_uninterrupted(tmp_path):
-    run(tmp_path, "--num_steps=4", f"--out_dir={tmp_path}/full", "--eval_every=0")
-    run(tmp_path, "--num_steps=2", f"--out_dir={tmp_path}/part", "--eval_every=0")
-    run(tmp_path, "--num_steps=4", f"--out_dir={tmp_path}/part", "--eval_every=0", "--resume=true")
-    full, part = metrics(tmp_path, "full"), metrics(tmp_path, "part")
-    assert [r["step"] for r in part] == [0, 1, 2, 3]
-    for a, b in zip(full, part):
-        for k in ("rollout/reward", "policy/entropy", "opt/grad_norm", "policy/approx_kl"):
-            assert a[k] == b[k], (a["step"], k)
+def ok(r):
+    assert r["code"] == 0, r["out"][-3000:] + r["err"][-3000:]
+    return r
+
+
+def metrics(path):
+    return [json.loads(l) for l in open(f"{path}/metrics.jsonl")]
+
+
+def test_tiny_smoke(runs):
+    res, t = runs
+    r = ok(res["smoke"])
+    rows = metrics(t / "smoke")
+    assert [r["step"] for r in rows] == [0, 1, 2]   # 2 steps, then the final eval in its own row
+    for key in ("rollout/reward", "rollout/zero_std_frac", "policy/entropy", "policy/clip_frac_low",
+                "policy/clip_frac_high", "policy/approx_kl", "opt/grad_norm", "opt/grad_norm_max", "rollout/len",
+                "perf/rollout_tok_per_s", "perf/train_tok_per_s", "time/step_s", "eval/greedy_acc", "eval/pass@2"):
+        assert key in rows[0], key
+    assert all(r["opt/grad_norm_max"] >= r["opt/grad_norm"] >= 0 for r in rows[:-1])   # max and mean over mini-batches
+    assert "rollout/reward" not in rows[-1] and {"eval/greedy_acc", "eval/pass@2", "policy/entropy"} <= rows[-1].keys()
+    assert rows[-1]["policy/entropy"] == rows[1]["policy/entropy_after"]   # after the last update, like the accuracy
+    assert os.path.exists(t / "smoke/config.yaml") and "truth" in r["out"]   # decoded samples are printed
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    AutoModelForCausalLM.from_pretrained(t / "smoke/ckpt")
+    AutoTokenizer.from_pretrained(t / "smoke/ckpt")
+    assert res["smoke"]["files"].count("ckpt") == 1 and "ckpt.tmp" not in res["smoke"]["files"]
+    assert "loading cached base" in ok(res["cached_base"])["out"]   # a second run reuses the warm start
+
+
+def test_samples_jsonl_is_what_verify_reads(runs, capsys):
+    """The decoded samples train.py prints are also in out_dir/samples.jsonl, which verify.py --jsonl scores."""
+    _, t = runs
+    samples = [json.loads(l) for l in open(t / "smoke/samples.jsonl")]
+    assert [s["step"] for s in samples] == [0, 0, 0, 1, 1, 1] and {"completion", "truth", "reward"} <= samples[0].keys()
+    import verify
+    verify.main(["--jsonl", str(t / "smoke/samples.jsonl")])
+    n_right = sum(s["reward"] for s in samples)
+    assert f"accuracy: {n_right / 6:.4f} ({n_right:.0f}/6)" in capsys.readouterr().out
+
+
+def test_real_model_folder_and_gsm8k_jsonl(runs):
+    """The path a real model takes (from_pretrained + load_dataset), on files made here."""
+    res, t = runs
+    assert "2 rows skipped" in ok(res["hf_folder"])["out"]
+    assert [r["step"] for r in metrics(t / "hf")] == [0, 1, 2]
+
+
+def test_resume_after_a_kill_at_every_point_of_a_save(runs):
+    """Regression (issue 13): a kill between the two renames of a save left ckpt.old and ckpt.tmp but no
+    ckpt; --resume=true then started over at step 0, emptied metrics.jsonl and deleted both. Now one run
+    dies at each point of a save in turn (ckpt.tmp half written; complete; after ckpt -> ckpt.old; after
+    ckpt.tmp -> ckpt, with ckpt.old half deleted), then the disk fills up during a save, and each next run
+    resumes: metrics, samples and weights equal an uninterrupted run's, with no duplicate eval rows."""
+    res, t = runs
+    expect = {"kill_write": ({"ckpt", "ckpt.tmp"}, {"ckpt.old"}), "kill_marked": ({"ckpt", "ckpt.tmp"}, {"ckpt.old"}),
+              "kill_renamed": ({"ckpt.old", "ckpt.tmp"}, {"ckpt"}), "kill_published": ({"ckpt", "ckpt.old"}, {"ckpt.tmp"}),
+              "disk_full": ({"ckpt"}, {"ckpt.tmp", "ckpt.old"}), "resumed": ({"ckpt"}, {"ckpt.tmp", "ckpt.old"})}
+    for name, (there, gone) in expect.items():   # each kill landed where it should, and left what it should
+        assert there <= set(res[name]["files"]) and not gone & set(res[name]["files"]), (name, res[name]["files"])
+        assert res[name]["code"] == {"disk_full": 1, "resumed": 0}.get(name, 9), res[name]["err"][-2000:]
+    assert res["disk_full"]["err"].strip().splitlines()[-1] == \
+        "error: no space left on device while saving the checkpoint; the previous checkpoint is intact"
+    for name in ("kill_marked", "kill_renamed", "kill_published", "disk_full", "resumed"):
+        assert "resumed from" in res[name]["out"], name
+    full, chain = metrics(t / "full"), metrics(t / "chain")
+    assert [r["step"] for r in chain] == [0, 1, 2, 3, 4, 5] and [r["step"] for r in full] == [0, 1, 2, 3, 4, 5]
+    assert [("eval/greedy_acc" in r) for r in chain] == [True, False, True, False, True, True]
+    for a, b in zip(full, chain):
+        for k in a:
+            if not k.startswith(("time/", "perf/")):
+                assert a[k] == b[k], (a["step"], k)
+    assert open(t / "full/samples.jsonl").read() == open(t / "chain/samples.jsonl").read()
     from safetensors.torch import load_file
-    wa, wb = load_file(f"{tmp_path}/full/ckpt/model.safetensors"), load_file(f"{tmp_path}/part/ckpt/model.safetensors")
+    wa, wb = load_file(t / "full/ckpt/model.safetensors"), load_file(t / "chain/ckpt/model.safetensors")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert max(r["opt/grad_norm"] for r in full[:-1]) > 0   # the updates were not vacuous
 
 
-def test_bad_config_exits_2_before_any_work(tmp_path):
-    p = run(tmp_path, "--lr=-0.1", check=False)
-    assert p.returncode == 2 and "'lr' = -0.1" in p.stderr
-    assert not os.path.exists(f"{tmp_path}/run")
-    p = run(tmp_path, "--no_such_knob=1", check=False)
-    assert p.returncode == 2 and "no_such_knob" in p.stderr
+def test_resume_with_changed_settings(runs):
+    """Regression (issue 13): a changed group_size, lr x100 or strategy resumed silently."""
+    res, t = runs
+    assert "changed settings: lr 0.0001 -> 0.0002" in ok(res["changed_lr"])["out"]
+    r = res["changed_strategy"]
+    assert r["code"] == 2 and r["err"].strip() == ("error: the checkpoint was trained with entropy_strategy 'none', "
+                                                   "not 'clip_higher'; set resume_force=true to switch strategy mid-run")
+    r = res["no_ckpt"]   # resume with no checkpoint: stop, and leave the metrics of whatever ran there alone
+    assert r["code"] == 2 and "no checkpoint in" in r["err"] and (t / "no_ckpt/metrics.jsonl").read_text() == '{"step": 0}\n'
 
 
-def test_bad_data_exits_2(tmp_path):
-    empty = tmp_path / "empty.jsonl"
-    empty.write_text(json.dumps({"question": "q", "answer": ""}) + "\n")
-    p = run(tmp_path, "--task=jsonl", f"--data_path={empty}", check=False)
-    assert p.returncode == 2 and "no usable rows" in p.stderr
-    p = run(tmp_path, "--task=jsonl", f"--data_path={empty}", "--answer_key=solution", check=False)
-    assert p.returncode == 2 and "no column 'solution'" in p.stderr
-    p = run(tmp_path, "--task=jsonl", f"--data_path={tmp_path}/missing.jsonl", check=False)
-    assert p.returncode == 2 and "cannot load dataset" in p.stderr
+def test_nan_guard_stops_before_saving(runs):
+    """Regression (issue 13): --lr=inf trained on NaN, saved a NaN checkpoint and exited 0. inf is refused now
+    (tests/test_config.py); a finite lr that is far too high must stop the run the first time the loss or the
+    gradient norm is not finite, before the optimizer step and before any checkpoint."""
+    res, t = runs
+    r = res["nan"]
+    assert r["code"] == 1 and "not finite; stopped before updating or saving anything" in r["err"]
+    assert "ckpt" not in r["files"] and "ckpt.tmp" not in r["files"]
+    assert all(v == v for row in metrics(t / "nan") for v in row.values())   # no nan in the logs
+
+
+def test_bad_config_and_data_exit_2_in_one_line_before_any_work(runs):
+    res, t = runs
+    for name, message in (("bad_lr", "error: config key 'lr' = -0.1: must be > 0"),
+                          ("bad_flag", "error: unrecognized arguments: --no_such_knob=1 (see python train.py --help)"),
+                          ("tiny_jsonl", "error: the tiny model's warm start imitates reference answers, and task "
+                                         "'jsonl' has none: use task=arith, a real model, or sft_steps=0")):
+        assert res[name]["code"] == 2 and res[name]["err"].strip() == message, res[name]["err"]
+        assert res[name]["files"] is None   # out_dir was never created
+
+
+@pytest.mark.parametrize("content, message", [
+    (b'{"question": "1+1?", "answer": "2"}\n{"question": "caf\xe9", "answer": "1"}\n', "UnicodeDecodeError: 'utf-8'"),
+    (b"", "StopIteration: no rows"),
+    (b'{"question": "q", "answer": ""}\n', "no usable rows"),
+    (b'{"question": "q", "answer": "1"}\n', "has no column 'solution'"),
+])
+def test_bad_data_is_one_clear_error(tmp_path, content, message):
+    """Regression (issue 13): a byte that is not UTF-8 gave a UnicodeDecodeError traceback, an empty file
+    "StopIteration:" and nothing after it. train.py prints DataError as one line and exits 2 (see above)."""
+    from nanoentropy.config import load_config
+    from nanoentropy.data import DataError, get_problems
+    (tmp_path / "data.jsonl").write_bytes(content)
+    with pytest.raises(DataError, match=message):
+        get_problems(load_config(["--task=jsonl", f"--data_path={tmp_path}/data.jsonl", "--eval_size=1",
+                                  *(["--answer_key=solution"] if "solution" in message else [])]))
+    with pytest.raises(DataError, match="cannot load dataset"):
+        get_problems(load_config(["--task=jsonl", f"--data_path={tmp_path}/missing.jsonl"]))
+
+
+def test_plot_reads_a_run(runs, tmp_path, capsys):
+    """nanoentropy.plot on a real run: the final eval's row has accuracy and entropy but no rollout keys."""
+    pytest.importorskip("matplotlib")
+    from nanoentropy.plot import main
+    _, t = runs
+    assert main([str(t / "chain"), "--out", str(tmp_path / "fig.png")]) == 0
+    table = capsys.readouterr().out
+    first, final = metrics(t / "chain")[0], metrics(t / "chain")[-1]   # acc@0, and acc after the last update
+    assert f"| chain | none | {first['eval/greedy_acc']:.3f} | {final['eval/greedy_acc']:.3f} |" in table
+    assert (tmp_path / "fig.png").exists()
