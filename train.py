@@ -40,9 +40,6 @@ try:
     cfg = load_config(sys.argv[1:])
     ddp, rank, local_rank, world_size, device = dist.compute_init(cfg)
     train_set, held_out, n_skipped = get_problems(cfg)
-    if cfg.model_name_or_path == "tiny" and cfg.sft_steps > 0 and any(p["reference"] is None for p in train_set):
-        raise DataError(f"the tiny model's warm start imitates reference answers, and task '{cfg.task}' has none: "
-                        f"use task=arith, a real model, or sft_steps=0")
     ckpt_dir = os.path.join(cfg.out_dir, "ckpt")
     state = dist.finish_checkpoint(ckpt_dir) if cfg.resume else None   # finishes a save a kill interrupted
     changed = check_resume(cfg, state, world_size) if cfg.resume else ""
@@ -70,7 +67,7 @@ if cfg.model_name_or_path == "tiny" and cfg.sft_steps > 0:
     # rank 0 trains the base (or finds it cached) and writes the cache while the other ranks wait, then
     # they load that file: every rank starts from the very same weights, and no two processes write
     # one folder. (Across nodes, base_cache_dir must be on a shared filesystem.)
-    examples = [(p["prompt"], p["reference"]) for p in train_set]
+    examples = train_set
     if master:
         model, _ = warm_start(model, tokenizer, examples, cfg, device, master)
     dist.barrier()
@@ -141,6 +138,15 @@ def rows(batch, idx):
             for k, v in batch.items()}
 
 
+def minibatch(m, n_rows):
+    """Rows of mini-batch m of M = num_minibatches: samples m, m + M, m + 2M, ... of every prompt (rows are
+    prompt-major and M divides G). Every optimizer step sees every prompt, and from the second step on the
+    ratio of a prompt's tokens has moved with the updates on its other samples, so the clip acts on the
+    very choices being trained. (With whole groups per mini-batch, a prompt's ratio would move only through
+    what the updates on other prompts do to it, and the clip would barely act.)"""
+    return torch.arange(m, n_rows, cfg.num_minibatches)
+
+
 def forward(net, mb):
     """(logp, entropy), each (B, T) fp32, of the completion tokens under net."""
     with autocast:
@@ -155,15 +161,15 @@ def score_batch(net, batch, key_logp, key_ent=None):
     update sees identically padded inputs and its ratio is exactly 1, not 1 +- float noise (which
     would give KL-Cov's |log r| a random-sign gradient)."""
     net.eval()
-    mini = len(batch["mask"]) // cfg.num_minibatches
-    micro = [idx for m in range(cfg.num_minibatches)
-             for idx in torch.arange(m * mini, (m + 1) * mini).split(cfg.micro_batch_size)]
-    outs = [forward(net, rows(batch, idx)) for idx in micro]
-    T = batch["mask"].shape[1]
-    pad = lambda x: torch.nn.functional.pad(x, (0, T - x.shape[1]))
-    batch[key_logp] = torch.cat([pad(o[0]) for o in outs])
+    logps, ents = torch.zeros_like(batch["sampler_logp"]), torch.zeros_like(batch["sampler_logp"])   # (B, T)
+    for m in range(cfg.num_minibatches):
+        for idx in minibatch(m, len(batch["mask"])).split(cfg.micro_batch_size):
+            logp, entropy = forward(net, rows(batch, idx))                          # (b, t): t <= T, trimmed
+            logps[idx, :logp.shape[1]] = logp
+            ents[idx, :entropy.shape[1]] = entropy
+    batch[key_logp] = logps
     if key_ent:
-        batch[key_ent] = torch.cat([pad(o[1]) for o in outs])
+        batch[key_ent] = ents
     net.train()
 
 
@@ -203,6 +209,7 @@ def log(metrics):
 Bp = cfg.prompts_per_step // world_size                 # prompts on this rank; a prompt's G samples stay on one rank
 B = Bp * cfg.group_size                                  # sequences on this rank per step
 mini = B // cfg.num_minibatches                          # sequences per optimizer step on this rank
+n_updates = cfg.num_epochs * cfg.num_minibatches         # optimizer steps per rollout batch
 bar = tqdm(range(start_step, cfg.num_steps), desc="rl", unit="step", disable=not master, initial=start_step,
            total=cfg.num_steps)
 for step in bar:
@@ -239,14 +246,15 @@ for step in bar:
     if ref_model is not None:
         score_batch(ref_model, batch, "ref_logp")
 
-    # ---- ALGO: num_minibatches optimizer steps over the same rollouts, each accumulated over micro-batches
+    # ---- ALGO: num_epochs passes over the same rollouts, each num_minibatches optimizer steps (see minibatch),
+    # each step accumulated over micro-batches
     acc_stats, acc_w, loss_sum, grad_norms = {}, 0.0, 0.0, []
     clipped = torch.zeros_like(batch["mask"], dtype=torch.bool)      # (B, T) tokens the clip froze, for diagnostics
-    for m in range(cfg.num_minibatches):
-        opt_step = step * cfg.num_minibatches + m
+    for j in range(n_updates):
+        opt_step = step * n_updates + j
         for group in optimizer.param_groups:
             group["lr"] = lr_at(opt_step)
-        idx = torch.arange(m * mini, (m + 1) * mini)
+        idx = minibatch(j % cfg.num_minibatches, B)                  # epoch j // M, mini-batch j % M
         # normalisers over the whole mini-batch on all ranks: micro-batching and sharding leave the gradient unchanged
         norm = {"n_tok": dist.all_reduce_sum(batch["mask"][idx].sum().float()).clamp(min=1),
                 "n_seq": mini * world_size, "max_len": cfg.max_new_tokens}
@@ -260,7 +268,7 @@ for step in bar:
             mb.update(norm=norm, step=step, gen=gen)
             loss, stats = strategy_loss(mb, cfg, strategy_state)   # ALGO: the one call into entropy.py
             mb_clipped = stats.pop("clipped")
-            clipped[micro, :mb_clipped.shape[1]] = mb_clipped
+            clipped[micro, :mb_clipped.shape[1]] |= mb_clipped
             loss.backward()  # each micro-batch loss is already divided by the mini-batch counts: grads just add up
             loss_sum += loss.item()
             w = mb["mask"].sum().item()
@@ -301,7 +309,7 @@ for step in bar:
     if strategy_update is not None:
         metrics.update(strategy_update(strategy_state, cfg, metrics) or {})
     metrics.update({"perf/rollout_tok_per_s": n_tok.item() / max(t_roll, 1e-9), "perf/train_tok_per_s":
-                    n_tok.item() * cfg.num_minibatches / max(t_upd, 1e-9), "time/rollout_s": t_roll,
+                    n_tok.item() * n_updates / max(t_upd, 1e-9), "time/rollout_s": t_roll,
                     "time/reward_s": t_rew, "time/update_s": t_upd, "time/step_s": time.time() - t0})
     log(metrics)
     bar.set_postfix(reward=f"{metrics['rollout/reward']:.3f}", H=f"{metrics['policy/entropy']:.3f}")

@@ -1,19 +1,21 @@
 """
-Problems for RL: a generated arithmetic task for the tiny model, and loaders for GSM8K, MATH-style
-datasets and any local JSONL / parquet file (through datasets.load_dataset).
+Problems for RL: two generated tasks for the tiny model (arith: "12+34=", the quick start; sum: "12+7+30=",
+the entropy lab, added in any order), the teacher the tiny model's warm start imitates, and loaders for
+GSM8K, MATH-style datasets and any local JSONL / parquet file (through datasets.load_dataset).
 
 A problem is a dict: {"question": raw text, "prompt": text fed to the model, "truth": final answer
-string checked by verify.py, "reference": the reference answer the warm start imitates (arith only)}.
+string checked by verify.py}, plus "operands" for the sum task.
 
 Choices worth knowing:
 1) arith answers come in several forms: integers, negatives (from "-") and reduced fractions (from
    "/"), so the checker's fraction and sign handling is exercised from the first step;
 2) the held-out split is disjoint from the training split by construction (distinct problems are
    drawn once, shuffled, and cut), for generated and loaded data alike;
-3) a row without a usable answer is skipped and counted, never silently turned into "".
+3) a row without a usable answer is skipped and counted, never silently turned into "";
+4) the sum task has several right answers per problem (one per order of adding), so that entropy
+   collapse loses something real: the README's entropy lab is built on it.
 """
 import random
-import zlib
 from fractions import Fraction
 
 from verify import extract_answer
@@ -50,9 +52,49 @@ def corrupt_answer(answer):
     return answer[:i] + str((int(answer[i]) + 1) % 10) + answer[i + 1:]
 
 
+def make_sum(cfg):
+    """(train, held_out) of the multi-path task: "a+b+c=", sum_operands numbers below 10^arith_digits.
+    Distinct as multisets, so no held-out problem is a reordering of a training one."""
+    rng = random.Random(cfg.base_seed)
+    hi = 10 ** cfg.arith_digits
+    seen, problems = set(), []
+    while len(problems) < cfg.num_train + cfg.eval_size:
+        ops = [rng.randrange(hi) for _ in range(cfg.sum_operands)]
+        if tuple(sorted(ops)) in seen:
+            continue
+        seen.add(tuple(sorted(ops)))
+        q = "+".join(map(str, ops))
+        problems.append({"question": q, "prompt": q + "=", "truth": str(sum(ops)), "operands": ops})
+    return problems[cfg.eval_size:], problems[:cfg.eval_size]
+
+
+def teacher(problem, rng, noise):
+    """The warm start's teacher: one completion of a generated problem, as a noisy student writes it.
+    arith: "\\boxed{46}", wrong with probability `noise`. sum: a running sum, "12+30=42,42+7=\\boxed{49}".
+    Half the time the teacher adds left to right, its favourite order; otherwise it draws an order
+    uniformly (6 of them for 3 numbers, every one right). It slips (bumps the last digit of the answer,
+    corrupt_answer) with probability `noise` in its favourite order and 1 - (1 - noise)^2 in the others,
+    as if it had two chances to slip there. So the base policy hedges on the first operands (real choices,
+    each a right way) and on the last digit, and its likelier order is also the more often rewarded one:
+    the covariance that drives GRPO's entropy collapse (Cui et al.) is there from the first step."""
+    order = list(problem.get("operands", []))
+    if rng.random() < 0.5:
+        rng.shuffle(order)                          # draws nothing for arith: an empty list
+    favourite = order == list(problem.get("operands", []))
+    answer = problem["truth"]
+    if rng.random() < (noise if favourite else 1 - (1 - noise) ** 2):
+        answer = corrupt_answer(answer)
+    steps, total = [], order[0] if order else 0
+    for x in order[1:]:
+        steps.append(f"{total}+{x}={total + x}")
+        total += x
+    last = steps.pop().rsplit("=", 1)[0] + "=" if steps else ""
+    return ",".join(steps + [last + "\\boxed{" + answer + "}"])
+
+
 def make_arith(cfg):
-    """Returns (train, held_out) lists of problems for the generated task, seeded by cfg.seed."""
-    rng = random.Random(cfg.seed)
+    """Returns (train, held_out) lists of problems for the generated task, seeded by cfg.base_seed."""
+    rng = random.Random(cfg.base_seed)
     hi = 10 ** cfg.arith_digits
     target = cfg.num_train + cfg.eval_size
     space = hi * hi * len(cfg.arith_ops)
@@ -68,7 +110,7 @@ def make_arith(cfg):
         seen.add((a, op, b))
         q = f"{a}{op}{b}"
         problems.append({"question": q, "prompt": TEMPLATES["arith"].format(question=q),
-                         "truth": ans, "reference": ans})
+                         "truth": ans})
     return problems[cfg.eval_size:], problems[:cfg.eval_size]
 
 
@@ -114,7 +156,7 @@ def load_problems(cfg, path, split):
             skipped += 1
             continue
         problems.append({"question": q, "prompt": TEMPLATES[cfg.task].format(question=q.strip()),
-                         "truth": truth, "reference": None})
+                         "truth": truth})
     if not problems:
         raise DataError(f"dataset '{path}' has no usable rows ({skipped} skipped: missing question or answer)")
     return problems, skipped
@@ -122,8 +164,8 @@ def load_problems(cfg, path, split):
 
 def get_problems(cfg):
     """(train, held_out, n_skipped) for the configured task."""
-    if cfg.task == "arith":
-        train, held = make_arith(cfg)
+    if cfg.task in ("arith", "sum"):
+        train, held = (make_arith if cfg.task == "arith" else make_sum)(cfg)
         return train, held, 0
     train, skipped = load_problems(cfg, cfg.data_path, "train")
     if cfg.eval_data_path:

@@ -4,13 +4,15 @@ entropy-performance law fitted after a run.
 
 Shapes: B = sequences in the rollout batch (this rank), T = completion length.
 
-1) The covariance term (Cui et al., https://arxiv.org/abs/2505.22617, eq. 10): a policy-gradient step
-   changes entropy by about -Cov(log pi(y_t), A(y_t)) over the batch's tokens. We log the mean token
-   covariance and its mean over the top 0.02 / 0.2 / 2 / 20 percent of tokens (their Table 1), and
-   -cov as the predicted sign and size of the entropy change, next to the measured change (entropy
-   of the same rollout batch before the first update and after the last; see train.py).
-   Departure: the paper's bandit check uses sequence-level, length-normalised log-probs per prompt
-   group; we use the token-level statistic that Clip-Cov and KL-Cov act on.
+1) The covariance term (Cui et al., https://arxiv.org/abs/2505.22617): a policy-gradient step changes the
+   entropy of a state by about -Cov_a~pi(log pi(a), A(a)) (Theorem 2, natural gradient) or
+   -Cov_a~pi(log pi(a), pi(a) A(a)) (Theorem 1, plain softmax gradient). We log the mean token covariance
+   of eq. 10 (centred by batch means, the statistic Clip-Cov and KL-Cov act on) and its mean over the top
+   0.02 / 0.2 / 2 / 20 percent of tokens (their Table 1), and both theorems' predictions of the entropy
+   change, next to the measured change (entropy of the same rollout batch before the first update and
+   after the last; see train.py). Departure: the predictions centre each token's log p by its own
+   position's mean, -H (each token is a one-sample estimate of its state's covariance), where eq. 10 uses
+   the batch mean, which mixes states; and the paper's own check (its Fig. 8) is sequence-level, per group.
 2) The four regions of Flexible Entropy Control (https://arxiv.org/abs/2602.09782, research note 001):
    a token is "likely" when its surprisal -log p is below the entropy H of its own position. A > 0 on a
    likely token (E1) or A < 0 on an unlikely one (E4) lowers entropy; E2 (unlikely, A > 0) and E3
@@ -45,7 +47,12 @@ def entropy_diagnostics(old_logp, entropy, adv, mask, clipped, gather=lambda x: 
         return out
     cov = (lp - lp.mean()) * (A - A.mean())                                             # (N,) token covariance
     out["diag/cov"] = cov.mean().item()
-    out["diag/entropy_change_pred"] = -cov.mean().item()   # sign and relative size only (the lr scale is unknown)
+    # Theorems 1 and 2 of Cui et al. predict the entropy change of one state s from a covariance over a ~ pi(.|s):
+    #   Thm 2 (natural PG):  dH(s) ~ -Cov(log pi(a), A(a))          Thm 1 (softmax PG): -Cov(log pi(a), pi(a) A(a))
+    # Since E_a[log pi(a)] = -H(s), each token is a one-sample estimate of its position's covariance, without
+    # bias: (log p + H) A and (log p + H) p A. Centring by the batch mean instead (diag/cov, eq. 10) mixes states
+    out["diag/entropy_change_pred"] = -((lp + H) * A).mean().item()                    # sign and relative size only
+    out["diag/entropy_change_pred_pg"] = -((lp + H) * lp.exp() * A).mean().item()      # (the lr scale is unknown)
     ranked = cov.sort(descending=True).values
     for f in TOP_FRACTIONS:
         out[f"diag/cov_top{100 * f:g}%"] = ranked[:max(1, int(f * len(ranked)))].mean().item()

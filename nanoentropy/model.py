@@ -54,7 +54,7 @@ def build_tiny_model(cfg, tokenizer):
         tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id,
         eos_token_id=tokenizer.eos_token_id, bos_token_id=None,
     )
-    torch.manual_seed(cfg.seed)  # same init for the same seed
+    torch.manual_seed(cfg.base_seed)  # same init for the same base seed
     return Qwen2ForCausalLM(mcfg)
 
 # -----------------------------------------------------------------------------
@@ -254,10 +254,10 @@ def warm_start(model, tokenizer, examples, cfg, device, master=True):
     plausible wrong one (data.corrupt_answer), so the base policy spreads its mass between the right
     answer and near misses, the way a pretrained model does, and RL has something to sharpen.
     """
-    from nanoentropy.data import corrupt_answer
+    from nanoentropy.data import teacher
     from tqdm import tqdm
-    key_fields = ["seed", "tiny_hidden", "tiny_layers", "tiny_heads", "sft_steps", "sft_lr", "sft_noise",
-                  "sft_batch_size", "task", "arith_digits", "arith_ops", "num_train", "eval_size"]
+    key_fields = ["base_seed", "tiny_hidden", "tiny_layers", "tiny_heads", "sft_steps", "sft_lr", "sft_noise",
+                  "sft_batch_size", "task", "arith_digits", "arith_ops", "num_train", "eval_size", "sum_operands"]
     key = hashlib.sha1(json.dumps({k: getattr(cfg, k) for k in key_fields}).encode()).hexdigest()[:10]
     path = os.path.join(cfg.base_cache_dir, key)
     if os.path.exists(os.path.join(path, "model.safetensors")):
@@ -265,18 +265,17 @@ def warm_start(model, tokenizer, examples, cfg, device, master=True):
         print(f"warm start: loading cached base from {path}")
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="sdpa")
         return prepare_policy(model, cfg).to(device), path
-    rng = random.Random(cfg.seed)
+    rng = random.Random(cfg.base_seed)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.sft_lr, weight_decay=0.0)
     eos = tokenizer.eos_token
     model.train()
     for step in tqdm(range(cfg.sft_steps), desc="warm start", unit="step"):
         idx = [rng.randrange(len(examples)) for _ in range(cfg.sft_batch_size)]
-        answers = [corrupt_answer(examples[i][1]) if rng.random() < cfg.sft_noise else examples[i][1] for i in idx]
-        texts = [examples[i][0] + f"\\boxed{{{a}}}" + eos for i, a in zip(idx, answers)]
+        texts = [examples[i]["prompt"] + teacher(examples[i], rng, cfg.sft_noise) + eos for i in idx]
         enc = tokenizer(texts, return_tensors="pt", padding=True).to(device)
         labels = enc.input_ids.masked_fill(enc.attention_mask == 0, -100)
         for row, i in enumerate(idx):  # train on the answer only, not on the prompt
-            labels[row, :len(tokenizer(examples[i][0]).input_ids)] = -100
+            labels[row, :len(tokenizer(examples[i]["prompt"]).input_ids)] = -100
         lr = cfg.sft_lr * min(1.0, (step + 1) / 50) * (1 - step / cfg.sft_steps)  # warmup, linear decay
         for group in opt.param_groups:
             group["lr"] = lr

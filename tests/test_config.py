@@ -12,8 +12,8 @@ def _yaml(tmp_path, text):
 
 def test_precedence_defaults_yaml_cli(tmp_path):
     path = _yaml(tmp_path, "lr: 1e-3   # YAML reads this as a string; it must still become a float\ngroup_size: 4\n")
-    cfg = load_config(["--config", path, "--group_size=6"])
-    assert cfg.lr == 1e-3 and cfg.group_size == 6 and cfg.temperature == Config().temperature
+    cfg = load_config(["--config", path, "--group_size=8"])
+    assert cfg.lr == 1e-3 and cfg.group_size == 8 and cfg.temperature == Config().temperature
 
 
 def test_bool_parsing_is_explicit():
@@ -70,7 +70,7 @@ def test_eval_size_caps_eval_data_path(tmp_path):
     for name, n in (("train", 30), ("test", 12)):
         with open(tmp_path / f"{name}.jsonl", "w") as f:
             f.writelines(json.dumps({"question": f"{i}+{i}?", "answer": f"#### {2 * i}"}) + "\n" for i in range(n))
-    base = ["--task=gsm8k", f"--data_path={tmp_path}/train.jsonl", f"--eval_data_path={tmp_path}/test.jsonl"]
+    base = ["--task=gsm8k", f"--data_path={tmp_path}/train.jsonl", f"--eval_data_path={tmp_path}/test.jsonl", "--sft_steps=0"]
     train, held, _ = get_problems(load_config(base + ["--eval_size=5"]))
     assert len(train) == 30 and [p["truth"] for p in held] == ["0", "2", "4", "6", "8"]
     assert len(get_problems(load_config(base + ["--eval_size=0"]))[1]) == 12
@@ -100,12 +100,12 @@ def test_batch_shapes_are_checked_per_process(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "3")
     with pytest.raises(ConfigError, match="'prompts_per_step' = 16: must be a multiple of the number of processes, 3"):
         load_config([])
-    monkeypatch.setenv("WORLD_SIZE", "2")   # 4 prompts x 2 samples = 8 sequences: 4 per process, not 8
-    with pytest.raises(ConfigError, match="'num_minibatches' = 8: must be a divisor of the sequences per process"):
-        load_config(["--prompts_per_step=4", "--group_size=2", "--num_minibatches=8"])
-    assert load_config(["--prompts_per_step=4", "--group_size=2", "--num_minibatches=4"]).num_minibatches == 4
-    monkeypatch.delenv("RANK")   # one process: the whole batch is this process's
-    assert load_config(["--prompts_per_step=4", "--group_size=2", "--num_minibatches=8"]).num_minibatches == 8
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert load_config(["--prompts_per_step=4", "--group_size=8", "--num_minibatches=4"]).num_minibatches == 4
+    # a mini-batch takes samples m, m + M, ... of every prompt (train.minibatch): M must divide G, on any world size
+    with pytest.raises(ConfigError, match="'num_minibatches' = 4: must be a divisor of group_size = 6"):
+        load_config(["--prompts_per_step=4", "--group_size=6", "--num_minibatches=4"])
+    assert load_config(["--prompts_per_step=4", "--group_size=6", "--num_minibatches=3"]).num_minibatches == 3
 
 
 def test_check_resume():

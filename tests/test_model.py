@@ -96,7 +96,7 @@ def test_cached_warm_start_base_is_prepared_like_a_fresh_policy(tmp_path):
     generation_config as it came, checkpointing when asked) and the very weights the first run saved."""
     cfg = Config(tiny_hidden=32, tiny_layers=1, tiny_heads=2, sft_steps=2, sft_batch_size=4, num_train=20,
                  eval_size=4, base_cache_dir=str(tmp_path))
-    examples = [("1+2=", "3"), ("2+2=", "4")]
+    examples = [{"prompt": "1+2=", "truth": "3"}, {"prompt": "2+2=", "truth": "4"}]
     model, tok = load_policy(cfg, "cpu")
     first, path = warm_start(model, tok, examples, cfg, "cpu")
     cfg.grad_checkpointing = True           # not part of the cache key: the same base, prepared differently
