@@ -265,8 +265,8 @@ def test_bad_config_and_data_exit_2_in_one_line_before_any_work(runs):
     res, t = runs
     for name, message in (("bad_lr", "error: config key 'lr' = -0.1: must be > 0"),
                           ("bad_flag", "error: unrecognized arguments: --no_such_knob=1 (see python train.py --help)"),
-                          ("tiny_jsonl", "error: the tiny model's warm start imitates reference answers, and task "
-                                         "'jsonl' has none: use task=arith, a real model, or sft_steps=0")):
+                          ("tiny_jsonl", "error: config key 'task' = 'jsonl': must be arith or sum for the tiny model's "
+                                         "warm start (it imitates their teacher), or use a real model, or sft_steps=0")):
         assert res[name]["code"] == 2 and res[name]["err"].strip() == message, res[name]["err"]
         assert res[name]["files"] is None   # out_dir was never created
 
@@ -284,19 +284,21 @@ def test_bad_data_is_one_clear_error(tmp_path, content, message):
     from nanoentropy.data import DataError, get_problems
     (tmp_path / "data.jsonl").write_bytes(content)
     with pytest.raises(DataError, match=message):
-        get_problems(load_config(["--task=jsonl", f"--data_path={tmp_path}/data.jsonl", "--eval_size=1",
+        get_problems(load_config(["--task=jsonl", f"--data_path={tmp_path}/data.jsonl", "--eval_size=1", "--sft_steps=0",
                                   *(["--answer_key=solution"] if "solution" in message else [])]))
     with pytest.raises(DataError, match="cannot load dataset"):
-        get_problems(load_config(["--task=jsonl", f"--data_path={tmp_path}/missing.jsonl"]))
+        get_problems(load_config(["--task=jsonl", f"--data_path={tmp_path}/missing.jsonl", "--sft_steps=0"]))
 
 
-def test_plot_reads_a_run(runs, tmp_path, capsys):
-    """nanoentropy.plot on a real run: the final eval's row has accuracy and entropy but no rollout keys."""
+def test_lab_report_reads_a_run(runs, tmp_path, capsys):
+    """The lab's report on a real run, named as the lab names its runs: the final eval's row (accuracy and
+    entropy after the last update, no rollout keys) is where the run's final accuracy comes from."""
     pytest.importorskip("matplotlib")
-    from nanoentropy.plot import main
+    from nanoentropy.lab import main
     _, t = runs
-    assert main([str(t / "chain"), "--out", str(tmp_path / "fig.png")]) == 0
+    shutil.copytree(t / "chain", tmp_path / "lab" / "none_s0")
+    assert main(["--report", "--out", str(tmp_path / "lab"), "--fig", str(tmp_path / "fig.png")]) == 0
     table = capsys.readouterr().out
     first, final = metrics(t / "chain")[0], metrics(t / "chain")[-1]   # acc@0, and acc after the last update
-    assert f"| chain | none | {first['eval/greedy_acc']:.3f} | {final['eval/greedy_acc']:.3f} |" in table
-    assert (tmp_path / "fig.png").exists()
+    assert f"| none | 1 | {first['eval/greedy_acc']:.3f} ± 0.000 | {final['eval/greedy_acc']:.3f} ± 0.000 |" in table
+    assert "1. plain GRPO collapses" in table and (tmp_path / "fig.png").exists()

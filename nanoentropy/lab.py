@@ -1,0 +1,306 @@
+"""
+The entropy lab, one command:
+
+    python -m nanoentropy.lab --seeds 0 1 2 --jobs 2      # run every lab config for every seed, then report
+    python -m nanoentropy.lab --report                      # only the tables, the claims and the figure
+
+1) Runs every configs/lab_*.yaml for every seed into out/lab/<name>_s<seed>, --jobs at a time, one thread
+   each (2 jobs on 2 cores). A finished run (its last record is the final eval) is skipped, so the command
+   resumes where it stopped; an unfinished run starts over. All runs share one warm-started base (the
+   seed varies the RL run, base_seed the base): the first lab_none run builds it while the others wait.
+2) Prints the per-config table (mean ± std over seeds) and the claims table: each claim of the papers the
+   lab tests, decided from metrics.jsonl by the criterion printed next to it, with its numbers.
+3) Draws the figure (matplotlib, from the plot extra: pip install -e ".[plot]").
+Every effect is judged over seeds as the issue that asked for this lab defines it: the mean must clear
+the claim's threshold, and by more than twice the seed standard deviation. Comparisons between configs
+are paired by seed (the same seed draws the same first batch from the same base).
+"""
+import argparse
+import glob
+import json
+import math
+import os
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import yaml
+
+from nanoentropy.diagnostics import correlation, fit_entropy_law
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+W = 5              # steps in the start and end windows of entropy, and in its moving average
+SHAPE_MOVE = 0.15  # a turn of an entropy curve counts when it moves at least 15% of the starting entropy
+SHAPES = {"id": ["up", "down"], "did": ["down", "up", "down"]}   # od: see shape_ok
+
+# -----------------------------------------------------------------------------
+# 1) running
+
+
+def read_rows(run_dir):
+    path = os.path.join(run_dir, "metrics.jsonl")
+    return [json.loads(line) for line in open(path) if line.strip()] if os.path.exists(path) else []
+
+
+def finished(run_dir):
+    """Done when the last record is the final eval, logged as step num_steps (see train.py)."""
+    rows, cfg_path = read_rows(run_dir), os.path.join(run_dir, "config.yaml")
+    return bool(rows) and os.path.exists(cfg_path) and rows[-1]["step"] == yaml.safe_load(open(cfg_path))["num_steps"]
+
+
+def run_lab(out, seeds, jobs):
+    """Runs every (config, seed) that has not finished. Returns the failed runs, one message each."""
+    from tqdm import tqdm
+    paths = sorted(glob.glob(os.path.join(ROOT, "configs", "lab_*.yaml")))
+    todo = [(os.path.basename(p)[4:-5], p, s) for s in seeds for p in paths]     # (name, config, seed)
+    todo.sort(key=lambda job: (job[0] != "none", job[2] != seeds[0]))           # the base's builder first
+    builder, base_built, failed, running = todo[0], threading.Event(), [], set()
+
+    def one(job):
+        name, path, seed = job
+        run = os.path.join(out, f"{name}_s{seed}")
+        if job != builder:
+            base_built.wait()                    # the shared base is cached by now: load it, never build it twice
+        try:
+            if not finished(run):
+                running.add(os.path.basename(run))
+                os.makedirs(run, exist_ok=True)
+                with open(os.path.join(run, "train.log"), "w") as log:
+                    p = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "--config", path,
+                                        f"--seed={seed}", f"--out_dir={run}", "--threads=1"], cwd=ROOT, stdout=log,
+                                       stderr=subprocess.STDOUT)
+                if p.returncode != 0:
+                    failed.append(f"{run}: exit code {p.returncode}, see {run}/train.log")
+        finally:
+            running.discard(os.path.basename(run))
+            if job == builder:
+                base_built.set()
+
+    with ThreadPoolExecutor(jobs) as ex, tqdm(total=len(todo), desc="lab", unit="run") as bar:
+        futures = [ex.submit(one, job) for job in todo]
+        while bar.n < len(futures):              # the bar counts runs done; its label names the ones running
+            time.sleep(1)
+            bar.n = sum(f.done() for f in futures)
+            bar.set_postfix_str(", ".join(sorted(running)), refresh=True)
+        for f in futures:
+            f.result()                           # re-raise anything unexpected
+    return failed
+
+# -----------------------------------------------------------------------------
+# 2) what each run measured, and the claims
+
+
+def summarize(rows):
+    """Floats (and the entropy series) that describe one run. H0 / H: mean entropy of the first / last W steps;
+    acc0 / acc and pass0 / pass: held-out greedy accuracy and pass@k at the first eval and the final one."""
+    steps = [r for r in rows if "rollout/reward" in r]
+    evals = [r for r in rows if "eval/greedy_acc" in r]
+    k = next(key for key in evals[0] if key.startswith("eval/pass@"))
+    H = [r["policy/entropy"] for r in steps]
+    targets = [(r["policy/entropy"], r["entropy/target"]) for r in steps[len(steps) // 2:] if r.get("entropy/target")]
+    law = fit_entropy_law([r["policy/entropy"] for r in evals], [r["eval/greedy_acc"] for r in evals])
+    return {"acc0": evals[0]["eval/greedy_acc"], "acc": evals[-1]["eval/greedy_acc"], "pass0": evals[0][k],
+            "pass": evals[-1][k], "k": k.split("@")[1], "H0": statistics.fmean(H[:W]), "H": statistics.fmean(H[-W:]),
+            "clip": statistics.fmean(r["policy/clip_frac_low"] + r["policy/clip_frac_high"] for r in steps),
+            "tgt_dev": statistics.fmean(abs(h - t) / t for h, t in targets) if targets else math.nan,
+            "law_r2": law.get("r2", math.nan), "series": H,
+            "pairs": [(r["diag/entropy_change_pred"], r["diag/entropy_change_pred_pg"], r["policy/entropy_change"])
+                      for r in steps if "policy/entropy_change" in r]}
+
+
+def mean_std(xs):
+    xs = [x for x in xs if x == x]               # nan (undefined) values are left out
+    if not xs:
+        return math.nan, math.nan
+    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else 0.0)
+
+
+def holds(xs, at_least, null):
+    """The lab's rule for an effect measured once per seed: the mean reaches `at_least`, and its distance from
+    `null` (no effect: 0 for a difference, 1 for a ratio) is larger than twice the seed std."""
+    m, s = mean_std(xs)
+    return m >= at_least and abs(m - null) > 2 * s
+
+
+def smooth(xs):
+    return [statistics.fmean(xs[max(0, i - W // 2):i + W // 2 + 1]) for i in range(len(xs))]
+
+
+def legs(xs, move):
+    """The shape of a curve as its monotone legs, [("up" | "down", size), ...], ignoring every wiggle smaller
+    than `move` (a zigzag filter): a leg ends only where the curve turns back by at least `move`."""
+    out, direction = [], None
+    lo = hi = start = extreme = xs[0]
+    for x in xs[1:]:
+        if direction is None:                    # no leg yet: wait for a move of `move` either way
+            lo, hi = min(lo, x), max(hi, x)
+            if x - lo >= move:
+                direction, start, extreme = "up", lo, x
+            elif hi - x >= move:
+                direction, start, extreme = "down", hi, x
+        elif (x - extreme) * (1 if direction == "up" else -1) > 0:
+            extreme = x                          # the leg goes on
+        elif abs(x - extreme) >= move:           # turned back far enough: this leg is over, the next begins
+            out.append((direction, abs(extreme - start)))
+            direction, start, extreme = ("down" if direction == "up" else "up"), extreme, x
+    if direction is not None:
+        out.append((direction, abs(extreme - start)))
+    return out
+
+
+def shape_ok(s, schedule):
+    """id: up, then down. did: down, up, down. od: at least three legs (two turns), the last one smaller than
+    the first (the swings decay). On the W-step moving average, counting turns of SHAPE_MOVE * H0 or more."""
+    got = legs(smooth(s["series"]), SHAPE_MOVE * s["H0"])
+    if schedule == "od":
+        return len(got) >= 3 and got[-1][1] < got[0][1]
+    return [d for d, _ in got] == SHAPES[schedule]
+
+
+def claims(runs):
+    """runs: {config: [summary per seed]}, seeds in the same order everywhere. Returns rows of (claim, criterion,
+    numbers, verdict: True / False / None for "reported"). A claim whose configs did not run is left out."""
+    def fmt(xs):
+        m, s = mean_std(xs)
+        return f"{m:.3f} ± {s:.3f}"
+    def get(name, key):
+        return [s[key] for s in runs[name]]
+    def vs_none(name, key):          # per seed: name's value / plain GRPO's
+        return [a / b for a, b in zip(get(name, key), get("none", key))]
+    def lost(name):                  # per seed: the share of the starting entropy lost by the end
+        return [1 - s["H"] / s["H0"] for s in runs[name]]
+    out = []
+    if "none" in runs:
+        d = lost("none")
+        dg = [s["acc"] - s["acc0"] for s in runs["none"]]
+        dp = [s["pass"] - s["pass0"] for s in runs["none"]]
+        k = runs["none"][0]["k"]
+        out.append(("1. plain GRPO collapses (Cui et al.)", f"H loses >= 50%; greedy acc rises; pass@{k} rises <= 0.02",
+                    f"H lost {fmt(d)}; greedy {fmt(dg)}; pass@{k} {fmt(dp)}",
+                    holds(d, 0.5, 0) and holds(dg, 0, 0) and mean_std(dp)[0] <= 0.02))
+    for name in ("clip_cov", "kl_cov"):
+        if name in runs and "none" in runs:
+            r, da = vs_none(name, "H"), [a - b for a, b in zip(get(name, "acc"), get("none", "acc"))]
+            out.append((f"2. {name} keeps entropy up (Cui et al.)", "final H >= 1.5x GRPO's; acc >= GRPO's - 0.05",
+                        f"H ratio {fmt(r)}; acc - GRPO's {fmt(da)}", holds(r, 1.5, 1) and mean_std(da)[0] >= -0.05))
+    for name, source in (("clip_higher", "DAPO"), ("clip_low", "Park et al.; FEC")):
+        if name in runs and "none" in runs:
+            r = vs_none(name, "H")
+            out.append((f"3. {name} raises entropy ({source})", "final H > GRPO's", f"H ratio {fmt(r)}", holds(r, 1, 1)))
+    if "entropy_bonus_small" in runs:
+        d = lost("entropy_bonus_small")
+        out.append(("4. a small entropy bonus still collapses (Cui et al. 4.1)", "H loses >= 50%", f"H lost {fmt(d)}",
+                    holds(d, 0.5, 0)))
+    if "entropy_bonus_large" in runs:
+        g = [s["H"] / s["H0"] for s in runs["entropy_bonus_large"]]
+        out.append(("4. a large entropy bonus explodes (Cui et al. 4.1)", "final H >= 2x its start", f"H end/start {fmt(g)}",
+                    holds(g, 2, 1)))
+    for name in ("adaptive_entropy", "aer"):
+        if name in runs:
+            dev = get(name, "tgt_dev")
+            out.append((f"5. {name} holds its target", "mean |H - target| / target, 2nd half, < 0.25",
+                        f"{fmt(dev)}", holds([0.25 - x for x in dev], 0, 0)))
+    for schedule in ("id", "did", "od"):
+        name = f"fec_{schedule}"
+        if name in runs:
+            seen = ["".join("+" if d == "up" else "-" for d, _ in legs(smooth(s["series"]), SHAPE_MOVE * s["H0"]))
+                    for s in runs[name]]
+            rule = ">= 3 legs, the last smaller than the first" if schedule == "od" else ", ".join(SHAPES[schedule])
+            out.append((f"6. FEC {schedule} shapes entropy", f"legs of smoothed H: {rule}; every seed",
+                        "legs per seed: " + " ".join(x or "flat" for x in seen),
+                        all(shape_ok(s, schedule) for s in runs[name])))
+    pg_only = [v for name, v in runs.items() if not name.startswith(("entropy_bonus", "adaptive", "aer"))]
+    for j, form in ((0, "-Cov(log p, A), Thm 2"), (1, "-Cov(log p, p A), Thm 1")) if pg_only else ():
+        corr = [correlation(*zip(*[(p[j], p[2]) for v in pg_only for p in v[i]["pairs"]])) for i in range(len(pg_only[0]))]
+        out.append((f"7. {form}, predicts the entropy change (Cui et al.)", "per-step corr, pooled over the configs "
+                    "of a seed without an entropy term, >= 0.5", f"corr {fmt(corr)}", holds(corr, 0.5, 0)))
+    r2 = [s["law_r2"] for v in runs.values() for s in v]
+    out.append(("8. R = -a exp(H) + b fits (Cui et al. eq. 6)", "R^2 per run, reported", f"R^2 {fmt(r2)}", None))
+    return out
+
+# -----------------------------------------------------------------------------
+# 3) the report: tables, claims, figure
+
+
+def load(out):
+    """{config: [(seed, summary, rows)]} of the finished runs in out, seeds ascending."""
+    runs = {}
+    for d in sorted(glob.glob(os.path.join(out, "*_s*"))):
+        if finished(d):
+            rows = read_rows(d)
+            name, seed = re.fullmatch(r"(.+)_s(\d+)", os.path.basename(d)).groups()
+            runs.setdefault(name, []).append((int(seed), summarize(rows), rows))
+    return {name: sorted(v, key=lambda x: x[0]) for name, v in sorted(runs.items())}
+
+
+def report(runs):
+    cols = ("acc0", "acc", "pass0", "pass", "H0", "H", "clip", "tgt_dev", "law_r2")
+    print("| config | seeds | " + " | ".join(cols) + " |\n|---|---|" + "---|" * len(cols))
+    for name, v in runs.items():
+        cells = [mean_std([s[c] for _, s, _ in v]) for c in cols]
+        print(f"| {name} | {len(v)} | " + " | ".join(f"{m:.3f} ± {sd:.3f}" for m, sd in cells) + " |")
+    print("\n| claim | criterion (over seeds: the mean clears it by more than 2 std) | measured | reproduces |")
+    print("|---|---|---|---|")
+    for claim, rule, numbers, ok in claims({name: [s for _, s, _ in v] for name, v in runs.items()}):
+        print(f"| {claim} | {rule} | {numbers} | {'reported' if ok is None else 'yes' if ok else '**no**'} |")
+
+
+def figure(runs, path):
+    """Entropy, held-out greedy accuracy and pass@k, and the clipped fraction, mean over seeds per config."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 4, figsize=(21, 4.6))
+    for i, (name, v) in enumerate(runs.items()):
+        style = dict(color=plt.cm.tab20(i % 20), lw=1.4, label=name)
+        mean = lambda series: [statistics.fmean(x) for x in zip(*series)]     # over seeds, step by step
+        steps = [[r for r in rows if "rollout/reward" in r] for _, _, rows in v]
+        evals = [[r for r in rows if "eval/greedy_acc" in r] for _, _, rows in v]
+        x = [r["step"] for r in evals[0]]
+        axes[0].plot(smooth(mean([[r["policy/entropy"] for r in s] for s in steps])), **style)
+        axes[1].plot(x, mean([[r["eval/greedy_acc"] for r in e] for e in evals]), marker="o", ms=3, **style)
+        axes[2].plot(x, mean([[r[f"eval/pass@{v[0][1]['k']}"] for r in e] for e in evals]), marker="o", ms=3, **style)
+        axes[3].plot(smooth(mean([[r["policy/clip_frac_low"] + r["policy/clip_frac_high"] for r in s] for s in steps])),
+                     **style)
+    titles = ("policy entropy, nats per token (log scale)", "held-out greedy accuracy",
+              f"held-out pass@{v[0][1]['k']}", "share of tokens the clip froze")
+    for ax, title in zip(axes, titles):
+        ax.set_title(title + f" — mean of {len(v)} seeds", fontsize=9)
+        ax.set_xlabel("RL step")
+    axes[0].set_yscale("log")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="center right", fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 0.9, 1))
+    fig.savefig(path, dpi=110)
+    print(f"figure written to {path}")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Run the entropy lab (configs/lab_*.yaml x seeds) and report its claims.")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="RL seeds to run every lab config with")
+    ap.add_argument("--jobs", type=int, default=2, help="runs at a time, one thread each")
+    ap.add_argument("--out", default="out/lab", help="where the runs are written and read")
+    ap.add_argument("--fig", default="docs/lab.png", help="the figure ('' = none; needs the plot extra)")
+    ap.add_argument("--report", action="store_true", help="run nothing: report on the finished runs in --out")
+    args = ap.parse_args(argv)
+    failed = [] if args.report else run_lab(args.out, args.seeds, args.jobs)
+    runs = load(args.out)
+    if not runs:
+        print(f"error: no finished lab runs in {args.out}", file=sys.stderr)
+        return 2
+    report(runs)
+    if args.fig:
+        try:
+            figure(runs, args.fig)
+        except ImportError:
+            print("no figure: matplotlib is missing (pip install -e '.[plot]')", file=sys.stderr)
+    for f in failed:
+        print(f"failed: {f}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
