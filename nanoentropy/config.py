@@ -25,7 +25,8 @@ class Config:
     dtype: str = "auto"                 # auto | float32 | bfloat16 (compute dtype; master weights stay fp32)
     resume: bool = False                # continue from out_dir/ckpt if it exists
     # model
-    model_name_or_path: str = "tiny"    # "tiny" (built here) or any HF causal LM id / local folder
+    model_name_or_path: str = "tiny"    # "tiny" (built here), any HF causal LM id / local folder, or a .gguf file
+    system_prompt: str = "default"      # chat models: default (the template's own) | none (empty) | any other text
     tiny_hidden: int = 128              # tiny model: hidden size
     tiny_layers: int = 4                # tiny model: decoder layers
     tiny_heads: int = 4                 # tiny model: attention heads (2 key/value heads)
@@ -44,6 +45,7 @@ class Config:
     eval_data_path: str = ""            # held-out file; empty = hold out the last eval_size rows of data_path
     question_key: str = "question"      # column with the problem text
     answer_key: str = "answer"          # column with the reference answer (or solution with \boxed{})
+    prompt_template: str = ""           # text around each problem, with {question}; empty = the task's (data.TEMPLATES)
     arith_digits: int = 2               # arith: largest operand has this many digits (difficulty)
     arith_ops: str = "+-*/"             # arith: operators to draw from ("/" gives fractions)
     num_train: int = 5000               # arith: number of training problems generated
@@ -190,6 +192,9 @@ def validate(cfg: Config):
     need(0 <= cfg.sft_noise < 1, "sft_noise", "in [0, 1)")
     need(set(cfg.arith_ops) <= set("+-*/") and cfg.arith_ops, "arith_ops", "a non-empty subset of '+-*/'")
     need(cfg.task == "arith" or cfg.data_path, "data_path", f"set for task '{cfg.task}'")
+    rest = cfg.prompt_template.replace("{question}", "").replace("{{", "").replace("}}", "")   # str.format's rules
+    need(not cfg.prompt_template or "{question}" in cfg.prompt_template and not set("{}") & set(rest),
+         "prompt_template", "empty (the task's own) or text with {question} and every other brace doubled ({{}})")
     need(cfg.eval_size > 0 or cfg.eval_data_path, "eval_size", "> 0 (0 = all of eval_data_path, which is not set)")
     need((cfg.prompts_per_step * cfg.group_size) % cfg.num_minibatches == 0, "num_minibatches",
          f"a divisor of prompts_per_step * group_size = {cfg.prompts_per_step * cfg.group_size}")

@@ -18,8 +18,8 @@ from fractions import Fraction
 
 from verify import extract_answer
 
-# The prompt template of each task. The tiny model sees a bare "12+34=" and answers "\boxed{46}":
-# every extra character is compute on a 2-core CPU. Real models get the usual instruction.
+# The prompt template of each task; cfg.prompt_template replaces it. The tiny model sees a bare "12+34=" and
+# answers "\boxed{46}": every extra character is compute on a 2-core CPU. Real models get the usual instruction.
 TEMPLATES = {
     "arith": "{question}=",
     "gsm8k": "{question}\nPlease reason step by step, and put your final answer within \\boxed{{}}.",
@@ -67,7 +67,7 @@ def make_arith(cfg):
             continue
         seen.add((a, op, b))
         q = f"{a}{op}{b}"
-        problems.append({"question": q, "prompt": TEMPLATES["arith"].format(question=q),
+        problems.append({"question": q, "prompt": (cfg.prompt_template or TEMPLATES["arith"]).format(question=q),
                          "truth": ans, "reference": ans})
     return problems[cfg.eval_size:], problems[:cfg.eval_size]
 
@@ -105,13 +105,14 @@ def load_problems(cfg, path, split):
         if key not in cols:
             raise DataError(f"dataset '{path}' has no column '{key}' (columns: {', '.join(cols)}); "
                             f"set question_key / answer_key")
+    template = cfg.prompt_template or TEMPLATES[cfg.task]
     problems, skipped = [], 0
     for row in rows:
         q, truth = row[cfg.question_key], _truth(cfg.task, row[cfg.answer_key])
         if not isinstance(q, str) or not q.strip() or not truth:
             skipped += 1
             continue
-        problems.append({"question": q, "prompt": TEMPLATES[cfg.task].format(question=q.strip()),
+        problems.append({"question": q, "prompt": template.format(question=q.strip()),
                          "truth": truth, "reference": None})
     if not problems:
         raise DataError(f"dataset '{path}' has no usable rows ({skipped} skipped: missing question or answer)")

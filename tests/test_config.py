@@ -31,6 +31,9 @@ def test_bool_parsing_is_explicit():
     (["--loss_agg=mean"], "'loss_agg' = 'mean'"),
     (["--num_minibatches=3"], "num_minibatches"),
     (["--task=gsm8k"], "data_path"),
+    (["--prompt_template=What is it?"], "'prompt_template' = 'What is it?': must be empty"),   # no {question}
+    (["--prompt_template={question} in \\boxed{}"], "'prompt_template'"),   # a single brace: str.format would fail
+    (["--prompt_template={q}"], "'prompt_template'"),
 ])
 def test_bad_values_name_key_value_and_allowed(argv, key):
     with pytest.raises(ConfigError) as e:
@@ -68,3 +71,11 @@ def test_eval_size_caps_eval_data_path(tmp_path):
     assert len(get_problems(load_config(base + ["--eval_size=0"]))[1]) == 12
     with pytest.raises(ConfigError, match="eval_size"):
         load_config(["--eval_size=0"])
+
+
+def test_prompt_template_replaces_the_tasks_own():
+    from nanoentropy.data import get_problems
+    train, held, _ = get_problems(load_config(["--prompt_template=What is {question}? Answer in \\boxed{{}}."]))
+    q = held[0]["question"]
+    assert held[0]["prompt"] == f"What is {q}? Answer in \\boxed{{}}." and train[0]["prompt"].startswith("What is ")
+    assert get_problems(load_config([]))[1][0]["prompt"] == f"{q}="    # empty: the task's template
