@@ -6,7 +6,7 @@ ratio of two things timed in the same process, interleaved, best of a few repeat
     python tests/bench.py                  # every row: ~4 minutes on a quiet 2-core CPU, more under load
     python tests/bench.py --quick          # only the tiny-model rows (1, 2, 4), under a minute: a check that
                                            # it runs and a rough reading (fewer rounds: noisier ratios)
-    python tests/bench.py --peer           # only row 6, nanoentropy vs TRL on SmolLM2-135M (26 min on a busy machine)
+    python tests/bench.py --peer           # only row 6, nanoentropy vs TRL on SmolLM2-135M (13 min at load 3-5)
     python tests/bench.py --out bench.json # where the JSON goes (default: bench.json in the cwd)
 
 Rows (the same script runs on a GPU when there is one; on CPU everything is fp32):
