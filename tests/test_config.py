@@ -37,6 +37,9 @@ def test_bool_parsing_is_explicit():
     (["--clip_high=nan"], "'clip_high' = nan: must be a finite number"),
     (["--fec_upper_intercept=-inf"], "'fec_upper_intercept' = -inf: must be a finite number"),
     (["--threads=-1"], "'threads' = -1: must be >= 0"),
+    (["--prompt_template=What is it?"], "'prompt_template' = 'What is it?': must be empty"),   # no {question}
+    (["--prompt_template={question} in \\boxed{}"], "'prompt_template'"),   # a single brace: str.format would fail
+    (["--prompt_template={q}"], "'prompt_template'"),
 ])
 def test_bad_values_name_key_value_and_allowed(argv, key):
     with pytest.raises(ConfigError) as e:
@@ -124,3 +127,9 @@ def test_check_resume():
         check_resume(load_config(["--entropy_strategy=clip_higher"]), saved, 1)
     assert check_resume(load_config(["--entropy_strategy=clip_higher", "--resume_force=true"]), saved, 1) == \
         "entropy_strategy 'none' -> 'clip_higher'"
+def test_prompt_template_replaces_the_tasks_own():
+    from nanoentropy.data import get_problems
+    train, held, _ = get_problems(load_config(["--prompt_template=What is {question}? Answer in \\boxed{{}}."]))
+    q = held[0]["question"]
+    assert held[0]["prompt"] == f"What is {q}? Answer in \\boxed{{}}." and train[0]["prompt"].startswith("What is ")
+    assert get_problems(load_config([]))[1][0]["prompt"] == f"{q}="    # empty: the task's template

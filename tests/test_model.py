@@ -84,11 +84,53 @@ def test_head_gradient_goes_into_grad_and_accumulates():
     assert torch.allclose(head.weight.grad, ref_w.grad, atol=1e-5)
 
 
+def test_shared_prompt_forward_matches_one_forward_per_row():
+    """group_size = G: each prompt runs once and its KV cache is copied to its G rows. The reference is the
+    plain path (group_size=1), one prompt + completion forward per row: equal log-probs, entropies and
+    gradients (the prompt's share of the gradient arrives through the copied cache). Left-padded prompts of
+    two lengths, completions of different lengths; a micro-batch whose rows don't form groups falls back."""
+    tok = build_char_tokenizer()
+    model = build_tiny_model(Config(tiny_hidden=64, tiny_layers=2), tok)
+    g = torch.Generator().manual_seed(0)
+    G = 3
+    p_ids = torch.randint(3, len(tok), (2, 5), generator=g)
+    p_ids[1, :2] = tok.pad_token_id
+    p_mask = torch.tensor([[1, 1, 1, 1, 1], [0, 0, 1, 1, 1]])
+    p_ids, p_mask = p_ids.repeat_interleave(G, 0), p_mask.repeat_interleave(G, 0)           # (6, 5)
+    c_ids = torch.randint(3, len(tok), (6, 4), generator=g)
+    c_mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0], [1, 0, 0, 0], [1, 1, 1, 0], [1, 1, 1, 1], [1, 1, 0, 0]])
+    w = torch.randn(2, 6, 4, generator=g)
+    out, calls = {}, []
+    model.register_forward_pre_hook(lambda m, args, kw: calls.append(tuple(kw["input_ids"].shape)), with_kwargs=True)
+    for name, group_size in (("shared", G), ("plain", 1), ("fallback", 2)):
+        model.zero_grad()
+        logp, ent = policy_logp_entropy(model, p_ids, p_mask, c_ids, c_mask, 0.9, group_size=group_size)
+        ((logp * w[0]).sum() + (ent * w[1]).sum()).backward()
+        out[name] = [logp, ent] + [p.grad.clone() for p in model.parameters()]
+    assert calls == [(2, 5), (6, 4), (6, 9), (6, 9)]   # shared: 2 prompts, then 6 completions; the others: 6 rows
+    for a, b, c in zip(out["shared"], out["plain"], out["fallback"]):
+        assert torch.allclose(a, b, atol=1e-5) and torch.equal(b, c)
+
+
 def test_eos_ids_collects_generation_config():
     tok = build_char_tokenizer()
     model = build_tiny_model(Config(tiny_hidden=64, tiny_layers=2), tok)
     model.generation_config.eos_token_id = [1, 7]   # Qwen2.5-Instruct ships two EOS ids
     assert eos_ids(model, tok) == [1, 7]
+
+
+def test_format_prompt_system_prompt_modes():
+    """default: the template's own system prompt; none: an empty system turn; else the given text. A plain
+    tokenizer (no chat template) gets the raw text whatever the mode."""
+    from nanoentropy.model import format_prompt
+    tok = build_char_tokenizer()
+    assert format_prompt(tok, "1+2=", "be brief") == "1+2="
+    # SmolLM2-Instruct's template, shortened: a default system turn when the chat has none
+    tok.chat_template = ("{% if messages[0]['role'] != 'system' %}<s>DEFAULT</s>{% endif %}{% for m in messages %}"
+                         "<{{ m['role'] }}>{{ m['content'] }}</s>{% endfor %}<assistant>")
+    assert format_prompt(tok, "Q") == "<s>DEFAULT</s><user>Q</s><assistant>"
+    assert format_prompt(tok, "Q", "none") == "<system></s><user>Q</s><assistant>"
+    assert format_prompt(tok, "Q", "Be brief.") == "<system>Be brief.</s><user>Q</s><assistant>"
 
 
 def test_cached_warm_start_base_is_prepared_like_a_fresh_policy(tmp_path):

