@@ -17,6 +17,7 @@ How we depart from a stock Hugging Face setup:
    for training, which is the default).
 """
 import hashlib
+import inspect
 import json
 import os
 import random
@@ -152,6 +153,11 @@ def compute_dtype(cfg, device):
         return torch.bfloat16, "auto: GPU supports bf16"
     return torch.float32, f"auto: {device.type} -> fp32"
 
+def with_cache(model, cache):
+    """The forward's KV-cache argument: transformers 5.24 renamed past_key_values to cache (the old name warns,
+    5.40 drops it) and 4.x only has the old one, so we ask the signature."""
+    return {"cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values": cache}
+
 # -----------------------------------------------------------------------------
 # per-token log-probs and full-vocabulary entropy
 
@@ -252,10 +258,10 @@ def policy_logp_entropy(model, prompt_ids, prompt_mask, completion_ids, completi
         from transformers import DynamicCache
         cache = DynamicCache(config=model.config)
         out = model(input_ids=prompt_ids[::G], attention_mask=prompt_mask[::G], position_ids=position_ids[::G, :P],
-                    past_key_values=cache, use_cache=True, **kw)            # (Bp, P): each prompt once
+                    use_cache=True, **with_cache(model, cache), **kw)       # (Bp, P): each prompt once
         cache.batch_repeat_interleave(G)                                    # (Bp, H, P, hd) -> (B, H, P, hd)
         rest = model(input_ids=completion_ids, attention_mask=attn, position_ids=position_ids[:, P:],
-                     past_key_values=cache, use_cache=True, **kw)           # (B, T): the rest, on every row
+                     use_cache=True, **with_cache(model, cache), **kw)      # (B, T): the rest, on every row
         # (B, T, D). The last prompt position predicts token 0; its use also keeps the prompt pass's output in the
         # graph: FSDP2 gathers a layer for backward when the gradient reaches its output (unused, backward fails)
         h = torch.cat([out.hidden_states[-1][:, -1:].repeat_interleave(G, 0), rest.hidden_states[-1][:, :-1]], 1)

@@ -19,12 +19,12 @@ steps attend with two plain matmuls (decode_attention below), not the sdpa kerne
 What each choice buys, measured side by side against model.generate and the no-cache reference, is in
 tests/bench.py and the README's "Performance" section.
 """
-import inspect
-
 import torch
 import torch.nn.functional as F
 from transformers import AttentionInterface
 from transformers.cache_utils import Cache, DynamicLayer
+
+from nanoentropy.model import with_cache
 
 
 class PreallocatedLayer(DynamicLayer):
@@ -165,8 +165,7 @@ def generate(model, prompt_ids, prompt_mask, group_size, max_new_tokens, eos_ids
         # logits_to_keep=1: only the last position's logits (at V = 152k the rest would cost a lot)
         pos = (prompt_mask.cumsum(1) - 1).clamp(min=0)                                        # (Bp, P)
         cache = Cache(layer_class_to_replicate=lambda: PreallocatedLayer(P + N))
-        # transformers 5.24 renamed past_key_values to cache (the old name warns; 5.40 drops it; 4.x has no cache)
-        kw = {"cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values": cache}
+        kw = with_cache(model, cache)       # the forward's KV-cache argument, by the name this transformers uses
         out = model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=pos, use_cache=True,
                     logits_to_keep=1, **kw)
         # copy each prompt's cache to its G rows: the prompt is prefilled once, not G times
