@@ -1,23 +1,18 @@
 """
-Rollouts: our own batched sampler with a KV cache, and the plain no-cache sampler it is tested against.
+Rollouts: our own batched sampler with a KV cache (tests/reference.py holds the no-cache sampler it is tested against).
 
 Shapes: Bp = prompts, G = samples per prompt, B = Bp * G rows (prompt-major: row i*G + g is sample g
 of prompt i), P = prompt length (left-padded), T = completion length so far, V = vocabulary.
 
-Why not model.generate? Three reasons, each a bug somebody has shipped:
-1) generate reads sampling defaults from the model's generation_config (Qwen ships top_k=20,
-   top_p=0.8, repetition_penalty=1.05), so the loss would model a different distribution than the
-   one sampled from; here only the knobs we pass exist;
-2) GRPO samples G completions of the same prompt: we prefill each prompt once and copy its KV cache
-   G times (nanochat does the same) instead of prefilling G identical rows;
-3) we want the per-token log-probs of the sampled tokens and exact control of stopping (every EOS
-   id, per row), without post-processing generate's output.
-How it departs from a production engine: no paged cache, no continuous batching, no CUDA graphs. The
-cache is one buffer per layer sized for the whole rollout (PreallocatedLayer below), not HF's
-DynamicCache, which re-copies the entire cache at every token (a concat per layer); and the decode
-steps attend with two plain matmuls (decode_attention below), not the sdpa kernel.
-What each choice buys, measured side by side against model.generate and the no-cache reference, is in
-tests/bench.py and the README's "Performance" section.
+Why not model.generate? Three reasons, each a bug somebody has shipped: 1) generate reads sampling
+defaults from the model's generation_config (Qwen ships top_k=20, top_p=0.8, repetition_penalty=1.05), so
+the loss would model another distribution than the one sampled; 2) GRPO samples G completions of one
+prompt: we prefill it once and copy its KV cache G times (as nanochat does); 3) we want the sampled tokens'
+log-probs and exact control of stopping (every EOS id, per row).
+How it departs from a production engine: no paged cache, no continuous batching, no CUDA graphs. The cache
+is one buffer per layer sized for the whole rollout (PreallocatedLayer), not HF's DynamicCache, which
+re-copies it at every token; decode steps attend with two matmuls (decode_attention), not sdpa. What each
+choice buys is measured in tests/bench.py (README "Performance").
 """
 import torch
 import torch.nn.functional as F
@@ -29,12 +24,10 @@ from nanoentropy.model import with_cache
 
 class PreallocatedLayer(DynamicLayer):
     """
-    One layer's KV cache for one rollout. HF's DynamicLayer grows by torch.cat, which copies the whole
-    (B, H, t, hd) cache at every new token: quadratic copying over a rollout, which on the tiny model
-    costs about as much as attention itself. Here the (B, H, max_len, hd) buffer is allocated once at
-    prefill, each step writes one column, and attention gets a view of the filled part (no copy; a
-    strided view is a little slower to attend over than a contiguous one, far less than the copy it saves).
-    Everything else (mask sizes, what the model asks of a cache) is DynamicLayer's, unchanged.
+    One layer's KV cache for one rollout. HF's DynamicLayer grows by torch.cat, copying the whole cache at
+    every token (on the tiny model about as costly as attention itself). Here the (B, H, max_len, hd) buffer
+    is allocated once at prefill, each step writes one column, and attention gets a view of the filled part
+    (no copy). Everything else (mask sizes, what the model asks of a cache) is DynamicLayer's.
     """
 
     def __init__(self, max_len):
@@ -102,50 +95,37 @@ def encode_prompts(tokenizer, prompts, device):
 
 
 def _uniforms(n, generator, device):
-    """(n, 1) fp64 draws from U[0, 1). generator: one torch.Generator for every row, or a list of them,
-    one per prompt, each drawing for its n / len(list) consecutive rows. With the list, a prompt's
-    samples depend on its own stream only, not on which prompts share its batch: train.py seeds one
-    stream per prompt of the global batch, so a prompt gets the same completions on 1 GPU or 8, still
-    in one batched call."""
+    """(n, 1) fp64 draws from U[0, 1). generator: one torch.Generator, or a list of them, one per prompt, each
+    drawing for its n / len(list) consecutive rows: then a prompt's samples depend on its own stream only, not
+    on which prompts share its batch (train.py seeds one per prompt: the same completions on 1 GPU or 8)."""
     if isinstance(generator, (list, tuple)):
         k = n // len(generator)
         return torch.cat([torch.rand(k, 1, generator=g, dtype=torch.float64, device=device) for g in generator])
     return torch.rand(n, 1, generator=generator, dtype=torch.float64, device=device)
 
 
-def sample_token(logits, temperature, top_k, top_p, generator):
+def sample_token(logits, temperature, generator):
     """
     logits: (B, V) fp32 scores of the next token. Returns tokens (B,) and their log-probs (B,) under
-    softmax(logits / temperature): the distribution the loss models (top-k / top-p truncation is not
-    in it; with both off, which is the default, the two are the same). temperature 0 = greedy, and
-    then the log-prob is under softmax(logits).
+    softmax(logits / temperature), the distribution the loss models (so no top-k / top-p truncation,
+    which the loss would not model). temperature 0 = greedy, and then the log-prob is under softmax(logits).
     """
     if temperature == 0:
         tokens = logits.argmax(-1)                                            # (B,)
         return tokens, F.log_softmax(logits, -1).gather(-1, tokens[:, None]).squeeze(-1)
     z = logits / temperature                                                  # (B, V)
     logp_all = F.log_softmax(z, -1)                                           # (B, V)
-    if top_k > 0:
-        kth = torch.topk(z, min(top_k, z.shape[-1]), dim=-1).values[:, -1:]   # (B, 1)
-        z = z.masked_fill(z < kth, float("-inf"))
-    if top_p < 1.0:
-        sorted_z, order = torch.sort(z, descending=True)                      # (B, V)
-        cum = torch.softmax(sorted_z, -1).cumsum(-1)                          # (B, V)
-        drop = cum - torch.softmax(sorted_z, -1) >= top_p  # mass before this token already >= p
-        z = z.masked_fill(drop.scatter(-1, order, drop), float("-inf"))       # never drops the top token
-    # one draw per row by inverting the CDF: u ~ U[0, total), take the first token whose cumulative
-    # probability exceeds u. The same distribution torch.multinomial samples, but one random number per
-    # row, and much faster on CPU (tests/bench.py). The cumsum is fp64 so that the last of 152k terms
-    # still counts; right=True gives a zero-probability token (cut by top-k / top-p) an empty interval,
-    # so it is never drawn. The clamp only guards against u rounding up to the total (odds ~1e-16)
-    cdf = torch.softmax(z, -1).cumsum(-1, dtype=torch.float64)                # (B, V)
+    # one draw per row by inverting the CDF: u ~ U[0, total), the first token whose cumulative probability
+    # exceeds u. What torch.multinomial samples, with one random number per row and much faster on CPU. fp64
+    # cumsum: the last of 152k terms still counts. The clamp guards against u rounding up (odds ~1e-16)
+    cdf = logp_all.exp().cumsum(-1, dtype=torch.float64)                      # (B, V)
     u = _uniforms(z.shape[0], generator, z.device) * cdf[:, -1:]                  # (B, 1)
     tokens = torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp_(max=z.shape[-1] - 1)  # (B,)
     return tokens, logp_all.gather(-1, tokens[:, None]).squeeze(-1)
 
 
 def generate(model, prompt_ids, prompt_mask, group_size, max_new_tokens, eos_ids, pad_id,
-             temperature=1.0, top_k=0, top_p=1.0, generator=None):
+             temperature=1.0, generator=None):
     """
     KV-cached sampling of group_size completions per prompt.
     prompt_ids, prompt_mask: (Bp, P) left-padded.
@@ -154,9 +134,8 @@ def generate(model, prompt_ids, prompt_mask, group_size, max_new_tokens, eos_ids
     """
     was_training = model.training
     model.eval()  # dropout off while sampling (train-mode sampling is a known silent accuracy killer)
-    # inference_mode, not only no_grad: no autograd bookkeeping at all (version counters, view tracking),
-    # ~10% faster with 8 rows, where per-op overhead dominates. Tensors made in it can never enter
-    # autograd, so the results are cloned on the way out
+    # inference_mode, not only no_grad: no autograd bookkeeping at all, ~10% faster with 8 rows, where per-op
+    # overhead dominates. Its tensors can never enter autograd: the results are cloned on the way out
     with torch.inference_mode():
         eos = torch.tensor(eos_ids, device=prompt_ids.device)
         (Bp, P), G, N = prompt_ids.shape, group_size, max_new_tokens
@@ -186,7 +165,7 @@ def generate(model, prompt_ids, prompt_mask, group_size, max_new_tokens, eos_ids
         model.config._attn_implementation = "nanoentropy_decode"   # decode_attention, for the loop only
         try:
             for t in range(N):
-                tok, lp = sample_token(logits, temperature, top_k, top_p, generator)          # (B,), (B,)
+                tok, lp = sample_token(logits, temperature, generator)                        # (B,), (B,)
                 real = ~done                      # this token belongs to the completion (incl. its EOS)
                 tokens[:, t] = tok.masked_fill(done, pad_id)
                 masks[:, t] = real
@@ -194,8 +173,8 @@ def generate(model, prompt_ids, prompt_mask, group_size, max_new_tokens, eos_ids
                 done = done | torch.isin(tok, eos)
                 if done.all() or t == N - 1:  # stop the loop as soon as every row has stopped
                     break
-                # feed the new token; a finished row keeps running on padding that nothing attends to.
-                # note: done.all() above is a GPU->CPU sync once per token; cheap next to the forward
+                # feed the new token; a finished row runs on padding that nothing attends to. (done.all() above:
+                # a GPU->CPU sync per token, cheap next to the forward)
                 bias[:, 0, 0, P + t].masked_fill_(~real, float("-inf"))
                 n_real += real
                 out = model(input_ids=tokens[:, t:t + 1], attention_mask=bias[..., :P + t + 1],
@@ -205,33 +184,3 @@ def generate(model, prompt_ids, prompt_mask, group_size, max_new_tokens, eos_ids
             model.config._attn_implementation = attn_impl
     model.train(was_training)
     return tokens[:, :t + 1].clone(), masks[:, :t + 1].clone(), logps[:, :t + 1].clone()
-
-
-@torch.no_grad()
-def generate_nocache(model, prompt_ids, prompt_mask, group_size, max_new_tokens, eos_ids, pad_id,
-                     temperature=1.0, top_k=0, top_p=1.0, generator=None):
-    """The reference: same contract as generate(), but every step re-runs the whole sequence through
-    the model with no cache and no shared prefill. Slow (quadratic) and obviously right; the tests
-    check that greedy generate() matches it token for token."""
-    was_training = model.training
-    model.eval()
-    eos = torch.tensor(eos_ids, device=prompt_ids.device)
-    ids = prompt_ids.repeat_interleave(group_size, 0)                                     # (B, P)
-    attn = prompt_mask.repeat_interleave(group_size, 0)                                   # (B, P)
-    done = torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
-    tokens, masks, logps = [], [], []
-    for t in range(max_new_tokens):
-        pos = (attn.cumsum(1) - 1).clamp(min=0)
-        logits = model(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=False).logits[:, -1].float()
-        tok, lp = sample_token(logits, temperature, top_k, top_p, generator)
-        real = ~done
-        tokens.append(tok.masked_fill(done, pad_id))
-        masks.append(real)
-        logps.append(lp.masked_fill(done, 0.0))
-        done = done | torch.isin(tok, eos)
-        if done.all():
-            break
-        ids = torch.cat([ids, tokens[-1][:, None]], 1)
-        attn = torch.cat([attn, real.long()[:, None]], 1)
-    model.train(was_training)
-    return torch.stack(tokens, 1), torch.stack(masks, 1).long(), torch.stack(logps, 1)

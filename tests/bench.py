@@ -48,7 +48,8 @@ from nanoentropy.config import Config  # noqa: E402
 from nanoentropy.data import get_problems  # noqa: E402
 from nanoentropy.model import (build_char_tokenizer, build_tiny_model, enable_checkpointing,  # noqa: E402
                                policy_logp_entropy)
-from nanoentropy.rollout import encode_prompts, generate, generate_nocache  # noqa: E402
+from nanoentropy.rollout import encode_prompts, generate  # noqa: E402
+from reference import generate_nocache  # noqa: E402
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 # Qwen2.5-0.5B's config.json, built with random weights (no download): 494M parameters, tied embeddings
@@ -122,10 +123,10 @@ def engines(model, ids, mask, G, N, pad_id, which):
     every sampling knob explicitly: it would take the rest from the model's generation_config."""
     gen = torch.Generator(DEVICE).manual_seed(0)
     ids_g, mask_g = ids.repeat_interleave(G, 0), mask.repeat_interleave(G, 0)  # (B, P): all generate can take
-    fns = {OURS: lambda: generate(model, ids, mask, G, N, [-1], pad_id, 1.0, 0, 1.0, gen),
+    fns = {OURS: lambda: generate(model, ids, mask, G, N, [-1], pad_id, 1.0, gen),
            HF: lambda: model.generate(input_ids=ids_g, attention_mask=mask_g, do_sample=True, temperature=1.0,
                                       top_k=0, top_p=1.0, repetition_penalty=1.0, min_new_tokens=N, max_new_tokens=N, pad_token_id=pad_id),
-           NOCACHE: lambda: generate_nocache(model, ids, mask, G, N, [-1], pad_id, 1.0, 0, 1.0, gen)}
+           NOCACHE: lambda: generate_nocache(model, ids, mask, G, N, [-1], pad_id, 1.0, gen)}
     return {name: torch.no_grad()(fn) for name, fn in fns.items() if name in which}
 
 

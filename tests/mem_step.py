@@ -138,7 +138,7 @@ def main():
     p_ids = torch.randint(0, d["vocab"], (Bp, P), generator=g)                  # (Bp, P)
     p_mask = torch.ones_like(p_ids)                                             # (Bp, P)
     t = time.time()
-    c_ids, c_mask, _ = generate(model, p_ids, p_mask, G, T, [d["vocab"]], 0, 1.0, 0, 1.0, g)   # (B, T) x 3
+    c_ids, c_mask, _ = generate(model, p_ids, p_mask, G, T, [d["vocab"]], 0, 1.0, g)   # (B, T) x 3
     t_roll = time.time() - t
     assert c_mask.shape == (Bp * G, T) and bool(c_mask.all())
     print(f"  rollout:       {t_roll:.1f} s ({Bp * G * T / t_roll:.1f} new tokens/s), peak RSS {rss():.2f} GiB")
