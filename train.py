@@ -1,14 +1,14 @@
 """
 nanoentropy: the whole RL-with-verifiable-rewards loop, top to bottom, no Trainer class.
 
-  CPU, tiny model, minutes:   python train.py --config configs/tiny.yaml
+  CPU, tiny model, minutes:   python train.py --config configs/tiny.yaml      (plain python train.py: the same)
   one GPU, Qwen2.5-0.5B:      python train.py --config configs/qwen2.5-0.5b-gsm8k.yaml
   many GPUs (FSDP2):          torchrun --nproc_per_node=8 train.py --config configs/qwen2.5-1.5b-math.yaml
   any knob from the CLI:      python train.py --config configs/tiny.yaml --entropy_strategy=clip_cov --lr=5e-5
 
 Per step: sample prompts -> roll out G completions each (our KV-cached sampler) -> reward with
-verify.py -> group advantages -> num_minibatches optimizer steps over the same rollouts (so the ratio
-leaves 1 and clipping matters), each accumulated over micro-batches -> log, eval, checkpoint.
+verify.py -> group advantages -> num_epochs x num_minibatches optimizer steps over the same rollouts (so
+the ratio leaves 1 and clipping matters), each accumulated over micro-batches -> log, eval, checkpoint.
 Shapes: Bp = prompts on this rank, G = group_size, B = Bp * G sequences, T = completion length.
 Tags: "ALGO" marks where new ideas belong, "PLUMBING" what you should rarely need to touch.
 """
@@ -26,9 +26,9 @@ from tqdm import tqdm
 from nanoentropy import dist
 from nanoentropy.config import ConfigError, check_resume, load_config, to_yaml
 from nanoentropy.data import DataError, get_problems
-from nanoentropy.diagnostics import correlation, entropy_diagnostics, fit_entropy_law
+from nanoentropy.diagnostics import entropy_diagnostics
 from nanoentropy.entropy import STRATEGIES
-from nanoentropy.grpo import group_advantages, masked_mean
+from nanoentropy.grpo import group_advantages
 from nanoentropy.model import (compute_dtype, eos_ids, format_prompt, load_policy, policy_logp_entropy,
                                warm_start)
 from nanoentropy.rollout import encode_prompts, generate
@@ -63,16 +63,13 @@ dist.print0(f"device {device}, world size {world_size}, compute dtype {dtype} ({
 # -----------------------------------------------------------------------------
 # PLUMBING: warm start, optional frozen reference (the model and tokenizer were loaded above)
 if cfg.model_name_or_path == "tiny" and cfg.sft_steps > 0:
-    # a random model never emits a correct answer, so RL would see reward 0 forever. Under torchrun,
-    # rank 0 trains the base (or finds it cached) and writes the cache while the other ranks wait, then
-    # they load that file: every rank starts from the very same weights, and no two processes write
-    # one folder. (Across nodes, base_cache_dir must be on a shared filesystem.)
-    examples = train_set
+    # a random model never finds reward. Under torchrun rank 0 trains the base (or finds it cached) while the
+    # others wait, then they load its cache: the very same weights everywhere (base_cache_dir: a shared disk)
     if master:
-        model, _ = warm_start(model, tokenizer, examples, cfg, device, master)
+        model, _ = warm_start(model, tokenizer, train_set, cfg, device, master)
     dist.barrier()
     if not master:
-        model, _ = warm_start(model, tokenizer, examples, cfg, device, master)  # finds rank 0's cache
+        model, _ = warm_start(model, tokenizer, train_set, cfg, device, master)  # finds rank 0's cache
 stop_ids = eos_ids(model, tokenizer)
 ref_model = None
 if cfg.kl_coef > 0:  # no reference model is loaded at all when the KL is off
@@ -81,7 +78,7 @@ if cfg.kl_coef > 0:  # no reference model is loaded at all when the KL is off
     ref_model.requires_grad_(False).eval()
 n_params = sum(p.numel() for p in model.parameters())
 if ddp:
-    model = dist.wrap_fsdp(model, cfg)  # FSDP2: every decoder layer, then the root (see dist.py)
+    model = dist.wrap_fsdp(model)  # FSDP2: every decoder layer, then the root (see dist.py)
 dist.print0(f"model: {cfg.model_name_or_path}, {n_params / 1e6:.2f}M parameters, stop ids {stop_ids}")
 
 # -----------------------------------------------------------------------------
@@ -123,7 +120,7 @@ def rollout(problems, group_size, temperature, gen):
     p_ids, p_mask = encode_prompts(tokenizer, prompts, device)                            # (Bp, P)
     with autocast, dist.gathered_params(model):  # under FSDP: weights gathered once for the whole rollout
         c_ids, c_mask, sampler_logp = generate(model, p_ids, p_mask, group_size, cfg.max_new_tokens, stop_ids,
-                                               tokenizer.pad_token_id, temperature, cfg.top_k, cfg.top_p, gen)
+                                               tokenizer.pad_token_id, temperature, gen)
     texts = tokenizer.batch_decode(c_ids.masked_fill(c_mask == 0, tokenizer.pad_token_id), skip_special_tokens=True)
     batch = {"prompt_ids": p_ids.repeat_interleave(group_size, 0), "prompt_mask": p_mask.repeat_interleave(group_size, 0),
              "completion_ids": c_ids, "mask": c_mask, "sampler_logp": sampler_logp}            # (B, P), (B, T)
@@ -220,10 +217,8 @@ for step in bar:
         metrics.update(evaluate(step))
     t0 = time.time()
 
-    # ---- rollout: every rank draws the same global prompt list, then takes its own slice. Each prompt's
-    # G samples come from its own generator, seeded by (seed, step, the prompt's place in the GLOBAL list),
-    # so a prompt gets the same completions on 1 GPU or 8 (tests/test_dist.py: 2 ranks == 1 process),
-    # still in one batched generate call (rollout._uniforms).
+    # ---- rollout: every rank draws the same global prompt list and takes its slice. A prompt's G samples come
+    # from its own generator, seeded by its place in the GLOBAL list: the same completions on 1 GPU or 8
     rng = random.Random(cfg.seed * 1_000_003 + step)
     problems = rng.sample(train_set, cfg.prompts_per_step)[rank::world_size]
     gens = [stream(cfg.seed, step, i) for i in range(rank, cfg.prompts_per_step, world_size)]
@@ -263,9 +258,7 @@ for step in bar:
         for u, micro in enumerate(idx.split(cfg.micro_batch_size)):
             mb = rows(batch, micro)
             mb["logp"], mb["entropy"] = forward(model, mb)
-            # a strategy's own randomness (Clip-Cov's draw): one stream per rank, or the same on every
-            # rank when the statistic is global (cov_scope, see entropy.clip_cov)
-            gen = stream(cfg.seed, opt_step, u, rank if cfg.cov_scope == "micro" else -1)
+            gen = stream(cfg.seed, opt_step, u, rank)     # a strategy's own randomness (Clip-Cov's draw)
             mb.update(norm=norm, step=step, gen=gen)
             loss, stats = strategy_loss(mb, cfg, strategy_state)   # ALGO: the one call into entropy.py
             mb_clipped = stats.pop("clipped")
@@ -330,16 +323,5 @@ for step in bar:
         dist.save_checkpoint(ckpt_dir, model, tokenizer, optimizer, {
             "step": step + 1, "strategy_state": strategy_state, "world_size": world_size, "config": to_yaml(cfg)})
 
-# ---- after the run: the entropy-performance law of Cui et al. on this run's own (entropy, accuracy) pairs
-if master:
-    logged = [json.loads(l) for l in open(metrics_path)]
-    evals = [r for r in logged if "eval/greedy_acc" in r]
-    law = fit_entropy_law([r["policy/entropy"] for r in evals], [r["eval/greedy_acc"] for r in evals])
-    if law:
-        print(f"entropy law R = -a exp(H) + b on {law['n']} evals: a {law['a']:.4f}, b {law['b']:.4f}, "
-              f"R^2 {law['r2']:.3f}, predicted ceiling (H = 0) {law['ceiling']:.3f}")
-    pred = [r["diag/entropy_change_pred"] for r in logged if "policy/entropy_change" in r]
-    meas = [r["policy/entropy_change"] for r in logged if "policy/entropy_change" in r]
-    print(f"correlation of -Cov(logp, A) with the measured entropy change per step: {correlation(pred, meas):.3f}")
 dist.print0(f"done: {cfg.num_steps} steps, metrics in {metrics_path}, checkpoint in {ckpt_dir}")
 dist.cleanup()

@@ -1,11 +1,8 @@
 """
-The one Config dataclass that holds every knob of nanoentropy, and its loader.
-
-Precedence: dataclass defaults < YAML file (--config, flat, overrides only) < --key=value flags.
-Every field has a type, a default and a one-line comment; `python train.py --help` prints them.
-A bad key, a bad type or a bad value stops the run before any work with a message that names the
-key, the value and what is allowed (train.py turns ConfigError into exit code 2).
-The spelling of a knob is the same everywhere: dataclass, YAML, CLI, metrics.jsonl, checkpoint.
+The one Config dataclass that holds every knob of nanoentropy, and its loader. Precedence: dataclass defaults
+< YAML file (--config, flat, overrides only) < --key=value flags. Every field has a type, a default and a
+one-line comment (`python train.py --help` prints them). A bad key, type or value stops the run before any
+work with a message naming the key, the value and what is allowed (train.py: exit code 2).
 """
 import argparse
 import dataclasses
@@ -37,7 +34,6 @@ class Config:
     tiny_heads: int = 4                 # tiny model: attention heads (2 key/value heads)
     grad_checkpointing: bool = False    # recompute activations in backward (saves memory on big models)
     logits_chunk: int = 256             # tokens projected to the vocabulary at once (memory ~2 x chunk x V x 4 B)
-    fsdp_cpu_offload: bool = False      # torchrun only: keep sharded params and optimizer state on CPU
     # supervised warm start (tiny model only: a random model never finds reward)
     sft_steps: int = 1500               # steps of training on the teacher's answers: the skill, not the reliability
     sft_lr: float = 3e-3                # its learning rate
@@ -45,7 +41,7 @@ class Config:
     sft_noise: float = 0.55             # how often the teacher slips (data.teacher): base greedy acc below skill
     base_cache_dir: str = "out/_base"   # warm-started bases are cached here, keyed by their settings
     # data
-    task: str = "arith"                 # arith | gsm8k | math | jsonl
+    task: str = "arith"                 # arith | sum (the lab's) | gsm8k | math | jsonl
     data_path: str = ""                 # gsm8k/math/jsonl: HF dataset id or local .jsonl/.parquet file
     eval_data_path: str = ""            # held-out file; empty = hold out the last eval_size rows of data_path
     question_key: str = "question"      # column with the problem text
@@ -54,15 +50,13 @@ class Config:
     arith_digits: int = 2               # arith: largest operand has this many digits (difficulty)
     arith_ops: str = "+"                # arith: operators to draw from ("-*/": the tiny model needs far longer)
     sum_operands: int = 3               # sum: numbers added per problem, in any order (the lab task)
-    num_train: int = 5000               # arith: number of training problems generated
+    num_train: int = 5000               # arith, sum: number of training problems generated
     eval_size: int = 200                # held-out problems evaluated (with eval_data_path: its first N, 0 = all)
     # rollout
     prompts_per_step: int = 16          # prompts sampled per RL step (global, across ranks)
     group_size: int = 8                 # G: completions sampled per prompt
     max_new_tokens: int = 16            # completion length cap
     temperature: float = 1.0            # sampling temperature (the loss uses the same one)
-    top_p: float = 1.0                  # nucleus sampling (1.0 = off)
-    top_k: int = 0                      # top-k sampling (0 = off)
     # optimization
     num_steps: int = 60                 # RL steps (one rollout batch each); tiny: accuracy plateaus by step 40
     lr: float = 1e-4                    # AdamW learning rate (tiny: 3e-4 destabilises the policy, 1e-4 climbs)
@@ -81,7 +75,7 @@ class Config:
     beta_low: float = 0.0               # gradient kept on tokens clipped low (0 = hard clip)
     beta_high: float = 0.0              # gradient kept on tokens clipped high (0 = hard clip)
     kl_coef: float = 0.0                # k3 KL to a frozen reference model (0 = no reference loaded)
-    # entropy control (see nanoentropy/entropy.py)
+    # entropy control: the strategy, then its knobs (nanoentropy/entropy.py)
     entropy_strategy: str = "none"      # one of entropy.STRATEGIES
     # entropy: clip_higher
     clip_higher_eps_high: float = 0.28  # upper clip width (DAPO); lower stays clip_low
@@ -92,8 +86,6 @@ class Config:
     adaptive_entropy_target: float = 0.2  # bonus on only while batch entropy < this (nats)
     adaptive_entropy_delta: float = 1e-4  # step of c per RL step, up below target, down above
     adaptive_entropy_max: float = 5e-3  # c is clipped to [0, this]
-    # entropy: clip_cov and kl_cov
-    cov_scope: str = "micro"            # their covariance statistic: micro (this rank's micro-batch) | global (all ranks)
     # entropy: clip_cov
     clip_cov_ratio: float = 2e-4        # fraction of valid tokens whose gradient is cut (0 = none)
     clip_cov_lb: float = 1.0            # candidates have covariance strictly above this
@@ -139,7 +131,6 @@ CHOICES = {
     "task": ("arith", "sum", "gsm8k", "math", "jsonl"),
     "loss_agg": ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"),
     "fec_schedule": ("static", "id", "did", "od"),
-    "cov_scope": ("micro", "global"),
     "fec_od_init_mode": ("suppress", "boost"),
 }
 
@@ -178,17 +169,17 @@ def validate(cfg: Config):
         need(f.type is not float or math.isfinite(getattr(cfg, f.name)), f.name, "a finite number")
     for key in ("lr", "sft_lr", "prompts_per_step", "max_new_tokens", "num_minibatches",
                 "micro_batch_size", "eval_k", "logits_chunk", "tiny_hidden", "tiny_layers", "tiny_heads",
-                "sft_batch_size", "num_train", "arith_digits", "temperature"):   # T = 0 would divide logits by 0
+                "sft_batch_size", "num_train", "arith_digits", "num_epochs", "temperature"):   # T = 0: logits / 0
         need(getattr(cfg, key) > 0, key, "> 0")
-    for key in ("num_steps", "sft_steps", "warmup_steps", "weight_decay", "grad_clip", "top_k", "threads",
+    for key in ("num_steps", "sft_steps", "warmup_steps", "weight_decay", "grad_clip", "threads",
                 "clip_high", "beta_low", "beta_high", "kl_coef", "eval_size", "log_samples_every", "eval_every",
                 "save_every", "clip_higher_eps_high", "entropy_bonus_coef", "adaptive_entropy_init",
                 "adaptive_entropy_target", "adaptive_entropy_delta", "adaptive_entropy_max", "kl_cov_coef",
                 "aer_rho", "aer_coef_init", "aer_lr", "aer_coef_max", "fec_clip_min", "fec_od_h_init"):
         need(getattr(cfg, key) >= 0, key, ">= 0")
     need(cfg.group_size >= 2, "group_size", ">= 2 (a group of 1 has no baseline: every advantage is 0)")
+    need(cfg.sum_operands >= 2, "sum_operands", ">= 2")
     need(0 <= cfg.clip_low < 1, "clip_low", "in [0, 1)")
-    need(0 < cfg.top_p <= 1, "top_p", "in (0, 1]")
     need(cfg.dual_clip == 0 or cfg.dual_clip > 1, "dual_clip", "0 (off) or > 1")
     need(0 <= cfg.sft_noise < 1, "sft_noise", "in [0, 1)")
     need(set(cfg.arith_ops) <= set("+-*/") and cfg.arith_ops, "arith_ops", "a non-empty subset of '+-*/'")
@@ -246,7 +237,7 @@ def load_config(argv=None) -> Config:
 # knobs a resumed run may change silently: where, how long, how it logs, evaluates, computes (not what)
 RESUME_FREE = ("out_dir", "resume", "resume_force", "device", "threads", "num_steps", "save_every", "eval_every",
                "eval_k", "log_samples_every", "entropy_change", "logits_chunk", "micro_batch_size",
-               "grad_checkpointing", "fsdp_cpu_offload", "base_cache_dir")
+               "grad_checkpointing", "base_cache_dir")
 
 
 def check_resume(cfg, state, world_size):

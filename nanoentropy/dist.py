@@ -1,11 +1,7 @@
 """
-Everything that knows about ranks: process-group setup, FSDP2 sharding, the collectives the loop
-and the strategies use, rank-0 printing, and checkpoints (which need collectives under FSDP).
-
-Single process: every helper degrades to a no-op or to plain PyTorch, so the single-process numbers
-cannot change because this file exists. Under torchrun (detected from RANK in the environment): one
-process per device, nccl on GPUs, gloo on CPU, each decoder layer and then the root sharded with
-FSDP2's fully_shard. Launch lines are in train.py's docstring and the README.
+Everything that knows about ranks: process-group setup, FSDP2 sharding, collectives, rank-0 printing,
+and checkpoints (which need collectives under FSDP). One process: every helper is a no-op or plain
+PyTorch. Under torchrun (RANK in the environment): one process per device, nccl on GPUs, gloo on CPU.
 """
 import builtins
 import os
@@ -66,56 +62,23 @@ def all_reduce_sum(x):
     return t if torch.is_tensor(x) else t.item()
 
 
-def _gather_counts(n):
-    """[n of rank 0, n of rank 1, ...] as ints."""
-    mine = torch.tensor([n], device="cuda" if dist.get_backend() == "nccl" else "cpu")
-    counts = [torch.empty_like(mine) for _ in range(dist.get_world_size())]
-    dist.all_gather(counts, mine)
-    return [int(c) for c in counts]
-
-
 def all_gather_cat(x):
     """Concatenate a 1-D tensor from every rank, in rank order (lengths may differ). One process: unchanged."""
     if not dist.is_initialized():
         return x
-    sizes = _gather_counts(x.numel())
+    sizes = [torch.tensor([0], device=x.device) for _ in range(dist.get_world_size())]
+    dist.all_gather(sizes, torch.tensor([x.numel()], device=x.device))
+    sizes = [int(s) for s in sizes]
     out = [torch.empty(max(sizes), dtype=x.dtype, device=x.device) for _ in sizes]
     dist.all_gather(out, torch.nn.functional.pad(x, (0, max(sizes) - x.numel())))  # gather needs equal sizes
     return torch.cat([o[:k] for o, k in zip(out, sizes)])
 
 
-def rank_offset(n):
-    """(start, total): where this rank's n items sit in the rank-ordered concatenation over all ranks
-    (the order all_gather_cat uses), and how many there are in all. One process: (0, n)."""
-    if not dist.is_initialized():
-        return 0, n
-    counts = _gather_counts(n)
-    return sum(counts[:dist.get_rank()]), sum(counts)
-
-
-def global_topk(x, k):
-    """x: (n,) this rank's values. Returns (n,) bool: which of them are among the k largest of ALL
-    ranks' values (the rank-ordered concatenation). One process: the plain top-k of x."""
-    start, _ = rank_offset(x.numel())
-    top = torch.topk(all_gather_cat(x), k).indices                           # (k,) into the concatenation
-    keep = torch.zeros(x.numel(), dtype=torch.bool, device=x.device)
-    keep[top[(top >= start) & (top < start + x.numel())] - start] = True
-    return keep
-
-
-def global_sample(n, k, generator):
-    """Draw k items uniformly without replacement from the rank-ordered list of ALL ranks' items (n of
-    them on this rank) and return the draws that are this rank's, as indices in 0..n-1. The generator
-    must be seeded identically on every rank, so all ranks agree on the draw. One process: randperm(n)[:k]."""
-    start, total = rank_offset(n)
-    perm = torch.randperm(total, generator=generator, device=generator.device)[:k]   # the same on every rank
-    return perm[(perm >= start) & (perm < start + n)] - start
-
 # -----------------------------------------------------------------------------
 # FSDP2
 
 
-def wrap_fsdp(model, cfg):
+def wrap_fsdp(model):
     """
     Shard every decoder layer, then the root (embeddings, final norm, lm_head), with FSDP2's fully_shard.
     1) Master weights and the optimizer state stay fp32 and sharded; the bf16 compute comes from the same
@@ -123,25 +86,19 @@ def wrap_fsdp(model, cfg):
        all-gather in bf16, half the traffic, but then the multi-GPU run would compute something else.)
     2) The loss in train.py is already divided by the GLOBAL token count, so gradients must be summed
        over ranks, not averaged: divide factor 1, reduced with a plain SUM.
-    3) The root keeps its parameters gathered from forward until backward (reshard_after_forward=False),
-       because model.policy_logp_entropy calls lm_head AFTER model(...) returns (chunked over tokens,
-       and recomputed again in backward): resharded, lm_head would hold only this rank's DTensor shard.
-       Cost: one full copy of the root's parameters per rank between forward and backward (the tied
-       151,936 x 896 embedding of Qwen2.5-0.5B is 0.54 GB in fp32). Decoder layers are freed after
-       their forward as usual. After a no-grad forward they stay gathered until the next backward.
+    3) The root stays gathered from forward to backward (reshard_after_forward=False): policy_logp_entropy
+       calls lm_head AFTER model(...) returns (chunked, and again in backward), where a resharded lm_head
+       would hold only this rank's shard. Cost: one full copy of the root per rank between forward and
+       backward (Qwen2.5-0.5B's tied embedding: 0.54 GB fp32). Decoder layers are freed after forward.
     """
-    from torch.distributed.fsdp import CPUOffloadPolicy, fully_shard
-    # CPU offload (GPU runs only; untested here, no GPU): sharded fp32 params, grads and AdamW state live in
-    # pinned CPU memory and the optimizer steps on the CPU. A CPU run has nothing to offload.
-    on_gpu = next(model.parameters()).device.type == "cuda"
-    kw = {"offload_policy": CPUOffloadPolicy()} if cfg.fsdp_cpu_offload and on_gpu else {}
+    from torch.distributed.fsdp import fully_shard
     # FSDP2 warns when the root returns views (HF's hidden_states) because an in-place op on them would
     # skip its pre-backward hook. We never write into model outputs, and the root stays gathered (3).
     warnings.filterwarnings("ignore", message="FSDP2-wrapped module .* returned a view tensor")
     layers = model.model.layers  # every HF decoder-only LM we target keeps its blocks here
     for layer in layers:
-        fully_shard(layer, **kw)
-    fully_shard(model, reshard_after_forward=False, **kw)
+        fully_shard(layer)
+    fully_shard(model, reshard_after_forward=False)
     for m in [*layers, model]:
         m.set_gradient_divide_factor(1.0)
         m.set_force_sum_reduction_for_comms(True)  # a plain SUM reduce-scatter (gloo has no PREMUL_SUM(1))
@@ -150,11 +107,9 @@ def wrap_fsdp(model, cfg):
 
 class gathered_params:
     """
-    Context manager for sampling under FSDP: all-gather every layer's parameters once before the
-    rollout and free them after it, instead of once per layer per generated token (2 * n_layers
-    collectives per token, thousands per rollout). Cost: while sampling, every rank holds one full
-    copy of the weights on top of its shard (fp32: 0.5B -> 2.0 GB, 1.5B -> 6.2 GB) plus its KV cache.
-    One process: does nothing.
+    Sampling under FSDP: all-gather every layer's parameters once for the whole rollout, not once per layer
+    per generated token (thousands of collectives). Cost: every rank holds a full copy of the weights while
+    sampling (fp32: 0.5B -> 2.0 GB, 1.5B -> 6.2 GB). One process: does nothing.
     """
     def __init__(self, model):
         from torch.distributed.fsdp import FSDPModule
@@ -180,11 +135,10 @@ warnings.filterwarnings("ignore", message="torch.distributed is .*single process
 
 def save_checkpoint(path, model, tokenizer, optimizer, trainer_state):
     """
-    Every rank must call this (gathering a sharded model is a collective). Rank 0 writes the model in
-    Hugging Face format (from_pretrained loads it, no torch.distributed needed), the tokenizer and the
-    trainer state; the optimizer state is written with torch.distributed.checkpoint, each rank its own
-    shard (one process: one shard). The directory appears under its final name only when complete, so
-    a crash never leaves a half checkpoint (finish_checkpoint); a failed write (full disk) stops the run.
+    Every rank must call this (gathering a sharded model is a collective). Rank 0 writes the model in Hugging
+    Face format (from_pretrained loads it), the tokenizer and the trainer state; each rank writes its shard of
+    the optimizer state (torch.distributed.checkpoint). The folder gets its final name only when complete
+    (finish_checkpoint), so a crash never leaves half a checkpoint; a failed write (full disk) stops the run.
     """
     import torch.distributed.checkpoint as dcp
     from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,

@@ -7,27 +7,21 @@ Shapes: B = sequences in the micro-batch, T = completion tokens (right-padded).
 Contract (the only two places train.py touches a strategy):
   loss path:    loss, stats = loss_fn(mb, cfg, state)    once per micro-batch; loss is to MINIMIZE
   logging path: logs = update_fn(state, cfg, metrics)    once per RL step, after all the updates
-mb (built in train.py): logp (B, T) with grad, old_logp (B, T), entropy (B, T) full-vocabulary entropy
-with grad, mask (B, T), adv (B,), acc (B,) the accuracy of the row's prompt group, norm (counts over the
-update mini-batch), step, gen (a torch.Generator), ref_logp (B, T) when kl_coef > 0.
-state: a plain dict the strategy owns (starts as {}, only floats/ints/strs/bools: train.py saves it in
-checkpoints). metrics: "step", "policy/entropy" (masked token-mean full-vocabulary entropy of the
-rollout batch before the update), "policy/surprisal" (mean -log p of the sampled tokens).
-stats: floats that train.py averages over micro-batches, plus stats["clipped"], a (B, T) bool of the
-tokens whose policy gradient the clip or the strategy removed (train.py pops it for diagnostics).
-logs: a dict of floats under "entropy/...", merged into the step's metrics, or None.
+mb: logp (B, T) with grad, old_logp (B, T), entropy (B, T) full-vocabulary entropy with grad, mask (B, T),
+adv (B,), acc (B,) the accuracy of the row's prompt group, norm (counts over the update mini-batch), step,
+gen (a torch.Generator), ref_logp (B, T) when kl_coef > 0. state: a plain dict the strategy owns (floats,
+ints, strs, bools: checkpoints save it). metrics: "step", "policy/entropy" (token-mean full-vocabulary
+entropy of the rollout batch before the update, all ranks), "policy/surprisal" (mean -log p of the samples).
+stats: floats train.py averages over micro-batches, plus stats["clipped"], a (B, T) bool of the tokens whose
+gradient the clip or the strategy removed. logs: floats under "entropy/...", or None.
 Every strategy has a neutral setting that gives back grpo_loss exactly, value and gradient (tested).
-Under torchrun, which batch a statistic is taken over (each docstring says it again):
-  loss normalisers (mb["norm"]): the whole update mini-batch on ALL ranks (train.py all-reduces them);
-  Clip-Cov / KL-Cov covariance, its N and the pick: cfg.cov_scope, "micro" = this rank's micro-batch
-    (the official code), "global" = the same micro-batch index on all ranks (the paper's batch statistic);
-  AER's group accuracy mb["acc"]: local, and exact, because a prompt's G samples live on one rank;
-  metrics["policy/entropy"] read by the controllers (adaptive_entropy, aer, fec od): global, all-reduced.
+Under torchrun: loss normalisers cover the mini-batch on ALL ranks; Clip-Cov / KL-Cov's covariance is over
+this rank's micro-batch, as in the official code; AER's group accuracy is local and exact (a prompt's G
+samples live on one rank).
 """
 import torch
 
-from nanoentropy import dist
-from nanoentropy.grpo import clip_stats, grpo_loss, kl_k3, masked_agg, masked_mean, token_objective
+from nanoentropy.grpo import clip_stats, grpo_loss, masked_agg, masked_mean, token_objective, with_ref_kl
 
 
 # -----------------------------------------------------------------------------
@@ -122,50 +116,33 @@ def clip_cov(mb, cfg, state):
       picked tokens: loss term 0 and no gradient, but still counted in the denominator
     Knobs (paper and verl defaults): clip_cov_ratio (2e-4), clip_cov_lb (1.0), clip_cov_ub (5.0).
     Neutral: clip_cov_ratio = 0.
-    Departures: 1) ratio = 0 picks no token (the official code still picks max(1, 0) = 1): 0 is the off
-    switch; 2) the PPO clip is cfg.clip_low / clip_high (0.2) with beta_* and dual_clip passed through,
-    while the paper's scripts use eps = 1 (clip nearly off): set clip_high 1.0, clip_low 0.999 to match;
-    3) scope (cfg.cov_scope): "micro" (default), as in the official code, takes the means, N and the draw
-    over this rank's micro-batch, so the picks depend on micro_batch_size and on the number of GPUs;
-    "global" sums the means and N over the same micro-batch index on all ranks and draws the n picks from
-    the rank-ordered list of all ranks' candidates with a generator seeded alike on every rank (each rank
-    keeps its own picks). With the micro-batch as large as the rank's mini-batch, global is the statistic
-    over the whole update batch, the paper's, and 2 ranks pick what one process would (tests/test_dist.py;
-    exactly so when the ranks' rows come in the same order as in the one process's mini-batch);
-    4) the draw uses mb["gen"], so a run is reproducible. kl_coef works as in grpo_loss.
+    Departures: 1) ratio = 0 picks no token (the official code still picks 1): 0 is the off switch; 2) the PPO
+    clip is cfg.clip_low / clip_high with beta_* and dual_clip, where the paper's scripts use eps = 1 (clip
+    nearly off: set clip_high 1.0, clip_low 0.999 to match); 3) as in the official code, means, N and the
+    draw are over this rank's micro-batch (the paper: "a batch"); 4) the draw uses mb["gen"]: reproducible.
     """
     logp, mask = mb["logp"], mb["mask"].bool()                                       # (B, T)
     obj, info = token_objective(logp, mb["old_logp"], mb["adv"], cfg.clip_low, cfg.clip_high,
                                 cfg.beta_low, cfg.beta_high, cfg.dual_clip)          # (B, T) to maximize
     ppo_clipped = (info["clip_low"] | info["clip_high"] | info["dual"]) & mask      # (B, T)
     with torch.no_grad():  # the selection is a statistic: no gradient flows through it
-        glob = cfg.cov_scope == "global"   # sums over the same micro-batch index on every rank
-        total = dist.all_reduce_sum if glob else (lambda x: x)
         adv, m = mb["adv"][:, None].expand_as(logp), mask.float()                    # (B, T), (B, T)
-        sums = total(torch.stack([m.sum(), (adv * m).sum(), (logp * m).sum()]))      # (3,) N, sum A, sum log pi
-        n_tok = sums[0].clamp(min=1)
-        cov = (adv - sums[1] / n_tok) * (logp - sums[2] / n_tok)                    # (B, T)
+        n_valid = m.sum()                                                            # N
+        mean = lambda x: (x * m).sum() / n_valid.clamp(min=1)                        # over the valid tokens
+        cov = (adv - mean(adv)) * (logp - mean(logp))                                # (B, T)
         cov = cov.masked_fill(~mask | ppo_clipped, float("-inf"))                   # (B, T) never a candidate
         cand = ((cov > cfg.clip_cov_lb) & (cov < cfg.clip_cov_ub)).flatten().nonzero().squeeze(1)  # (C,) row-major
-        n_valid = int(sums[0])                       # a CPU-GPU sync, once per micro-batch
-        n = 0 if cfg.clip_cov_ratio == 0 else max(1, int(cfg.clip_cov_ratio * n_valid))
-        if glob:  # draw n among all ranks' candidates (same generator seed on every rank), keep our own
-            mine = dist.global_sample(len(cand), n, mb["gen"])                       # (<= n,)
-        else:
-            mine = torch.randperm(len(cand), generator=mb["gen"], device=mb["gen"].device)[:n]  # (min(n, C),)
+        n = 0 if cfg.clip_cov_ratio == 0 else max(1, int(cfg.clip_cov_ratio * int(n_valid)))   # a CPU-GPU sync
+        mine = torch.randperm(len(cand), generator=mb["gen"], device=mb["gen"].device)[:n]    # (min(n, C),)
         picked = torch.zeros(mask.numel(), dtype=torch.bool, device=mask.device)    # (B * T,)
         picked[cand[mine.to(cand.device)]] = True
         picked = picked.view_as(mask)                                                # (B, T)
     obj = torch.where(picked, torch.zeros_like(obj), obj)   # (B, T) value 0 and no gradient where picked
     loss = -masked_agg(obj, mb["mask"], cfg.loss_agg, mb["norm"])   # minus: optimizers minimize
     stats = clip_stats(info, mb["mask"])
-    if cfg.kl_coef > 0:  # the k3 KL to the reference, as in grpo_loss; picked tokens keep it (as in verl)
-        kl = kl_k3(logp, mb["ref_logp"])                                             # (B, T)
-        loss = loss + cfg.kl_coef * masked_agg(kl, mb["mask"], cfg.loss_agg, mb["norm"])  # plus: a penalty
-        stats["policy/ref_kl"] = masked_mean(kl.detach(), mb["mask"]).item()
     stats["entropy/clip_cov_frac"] = masked_mean(picked.float(), mb["mask"]).item()  # fraction removed
     stats["clipped"] = ppo_clipped | picked                                          # (B, T)
-    return loss, stats
+    return with_ref_kl(loss, stats, mb, cfg)   # picked tokens keep the reference KL's gradient, as in verl
 
 
 def kl_cov(mb, cfg, state):
@@ -174,15 +151,13 @@ def kl_cov(mb, cfg, state):
     cutting the high-covariance tokens, hold them near the old policy, and drop the PPO clip entirely:
       cov_t as in clip_cov;  I = the top max(1, int(k * N)) valid tokens by cov (signed, deterministic)
       obj_t = r_t A_t - beta * |log pi_t - log pi_old_t| * [t in I]         (no ratio clipping at all)
-    Knobs: kl_cov_ratio k (2e-3, the paper's 7B value; a FRACTION: the official repo's k_percent is in
-    percent, its 0.2 is our 2e-3; 32B used 2e-4), kl_cov_coef beta (1.0 as in the paper and all recipes;
-    verl's config default 0.1 differs).
+    Knobs: kl_cov_ratio k (2e-3, the paper's 7B value, a FRACTION: the official k_percent 0.2 is our 2e-3;
+    32B used 2e-4), kl_cov_coef beta (1.0 as in the paper and all recipes; verl's config default is 0.1).
     Neutral: kl_cov_ratio = 0, no token penalised. This then equals grpo_loss with clips that never bind:
     clip_low = 1 (lower ratio bound 0 < r), clip_high = 1e9 and dual_clip = 0 (tested).
-    Departures: 1) cfg.clip_*, beta_* and dual_clip are ignored: the method has no clip; 2) the scope of the
-    statistic is cfg.cov_scope, as in clip_cov: "micro" (official code) = this rank's micro-batch; "global"
-    = means, N and the top-k threshold over the same micro-batch index on all ranks (values all-gathered),
-    which is what PRIME-RL issue 14 asks for. kl_coef works as in grpo_loss. A trap, not a departure: on
+    Departures: 1) cfg.clip_*, beta_* and dual_clip are ignored: the method has no clip; 2) the statistic is
+    over this rank's micro-batch, as in clip_cov (PRIME-RL issue 14 asks for the whole batch over all GPUs).
+    kl_coef works as in grpo_loss. A trap, not a departure: on
     the first, on-policy update |log r| = 0 with zero gradient (exactly 0: train.py scores the old
     log-probs on the update's own micro-batches), so the penalty acts only from the second mini-batch.
     """
@@ -191,33 +166,23 @@ def kl_cov(mb, cfg, state):
     ratio = torch.exp(log_ratio)                                                     # (B, T) r = pi / pi_old
     adv = mb["adv"][:, None]                                                         # (B, 1) broadcast over T
     with torch.no_grad():  # the selection is a statistic: no gradient flows through it
-        glob = cfg.cov_scope == "global"   # sums and top-k over the same micro-batch index on every rank
-        total = dist.all_reduce_sum if glob else (lambda x: x)
         adv_t, m = adv.expand_as(logp), mask.float()                                 # (B, T), (B, T)
-        sums = total(torch.stack([m.sum(), (adv_t * m).sum(), (logp * m).sum()]))    # (3,) N, sum A, sum log pi
-        n_tok = sums[0].clamp(min=1)
-        cov = (adv_t - sums[1] / n_tok) * (logp - sums[2] / n_tok)                  # (B, T)
+        n_valid = m.sum()                                                            # N
+        mean = lambda x: (x * m).sum() / n_valid.clamp(min=1)                        # over the valid tokens
+        cov = (adv_t - mean(adv_t)) * (logp - mean(logp))                            # (B, T)
         cov = cov.masked_fill(~mask, float("-inf"))                                  # (B, T)
-        n_valid = int(sums[0])                       # a CPU-GPU sync, once per micro-batch
-        n = 0 if cfg.kl_cov_ratio == 0 or n_valid == 0 else max(1, int(cfg.kl_cov_ratio * n_valid))
+        n = 0 if cfg.kl_cov_ratio == 0 or n_valid == 0 else max(1, int(cfg.kl_cov_ratio * int(n_valid)))  # a sync
         picked = torch.zeros(mask.numel(), dtype=torch.bool, device=mask.device)    # (B * T,)
-        if glob:  # the threshold is the n-th largest cov over all ranks' valid tokens
-            picked[mask.flatten()] = dist.global_topk(cov[mask], n)
-        else:
-            picked[torch.topk(cov.flatten(), n).indices] = True
+        picked[torch.topk(cov.flatten(), n).indices] = True
         picked = picked.view_as(mask)                                                # (B, T)
     obj = ratio * adv - cfg.kl_cov_coef * log_ratio.abs() * picked   # (B, T) to maximize; minus: a penalty
     loss = -masked_agg(obj, mb["mask"], cfg.loss_agg, mb["norm"])    # minus: optimizers minimize
     none = torch.zeros_like(mask)                                                    # (B, T) nothing clipped
     stats = clip_stats({"clip_low": none, "clip_high": none, "dual": none, "ratio": ratio.detach()}, mb["mask"])
-    if cfg.kl_coef > 0:  # the k3 KL to the reference, as in grpo_loss
-        kl = kl_k3(logp, mb["ref_logp"])                                             # (B, T)
-        loss = loss + cfg.kl_coef * masked_agg(kl, mb["mask"], cfg.loss_agg, mb["norm"])  # plus: a penalty
-        stats["policy/ref_kl"] = masked_mean(kl.detach(), mb["mask"]).item()
     stats["entropy/kl_cov_frac"] = masked_mean(picked.float(), mb["mask"]).item()   # fraction penalised
     stats["entropy/kl_cov_abs_log_ratio"] = masked_mean(log_ratio.detach().abs(), mb["mask"]).item()
     stats["clipped"] = none                          # KL-Cov removes no gradient, it adds a penalty
-    return loss, stats
+    return with_ref_kl(loss, stats, mb, cfg)
 
 # -----------------------------------------------------------------------------
 # aer: a per-prompt entropy bonus steered toward a target
@@ -225,11 +190,10 @@ def kl_cov(mb, cfg, state):
 
 def aer(mb, cfg, state):
     """
-    Strategy "aer", Adaptive Entropy Regularization, Zhang et al. (https://arxiv.org/abs/2510.10959).
-    THE EXACT FORMULAS ARE NOT IN OUR SOURCES. The abstract names three parts: difficulty-aware
-    per-sample coefficients, a target entropy anchored to the initial entropy, and a global coefficient
-    that keeps entropy near that target. This is our reading (research note 002-003, section B), every
-    piece a knob, to check against the PDF:
+    Strategy "aer", Adaptive Entropy Regularization, Zhang et al. (https://arxiv.org/abs/2510.10959). THE EXACT
+    FORMULAS ARE NOT IN OUR SOURCES. The abstract names difficulty-aware per-sample coefficients, a target
+    entropy anchored to the initial one, and a global coefficient keeping entropy near it. Our reading
+    (research note 002-003, section B), every piece a knob, to check against the PDF:
       w_i = 1 if acc_i <= tau else 0      only prompts the policy mostly fails get the bonus
       H* = rho * H_0                       H_0 = batch entropy at the first step, kept in state
       after each step: alpha <- clip(alpha + lr * (H* - H), 0, alpha_max)      (dual ascent)
@@ -238,8 +202,7 @@ def aer(mb, cfg, state):
     is the accuracy threshold is unconfirmed), aer_rho (0.5), aer_coef_init (0.0), aer_lr (1e-2),
     aer_coef_max (0.05): the last four are our choices, not the paper's.
     Neutral: aer_coef_init = 0 and aer_lr = 0.
-    Under torchrun: acc_i is local and exact (a prompt's G samples live on one rank); H and H_0 are the
-    global, all-reduced batch entropy, so alpha is the same on every rank.
+    Under torchrun acc_i is local and exact; H and H_0 are all-reduced: alpha is the same on every rank.
     Departures (besides all of it being a reconstruction): 1) hard 0/1 weights rather than a soft
     1 - acc; 2) the aggregation (cfg.loss_agg) counts every token in its denominator, weighted or not.
     """
@@ -297,11 +260,10 @@ def fec_bounds(p, k, cfg, mode):
 
 def fec(mb, cfg, state):
     """
-    Strategy "fec", Flexible Entropy Control (Chen et al., https://arxiv.org/abs/2602.09782; formulas from
-    the first author's blog, research note 001 sections 2-3). Which tokens' gradients the clip keeps
-    decides whether entropy rises or falls: keeping low-probability A > 0 tokens (wide upper bound)
-    raises it, keeping low-probability A < 0 tokens (wide lower bound) lowers it. FEC makes both widths
-    fall with the token's probability and moves them over training (fec_bounds):
+    Strategy "fec", Flexible Entropy Control (Chen et al., https://arxiv.org/abs/2602.09782; formulas from the
+    first author's blog, research note 001). Which tokens' gradients the clip keeps decides whether entropy
+    rises or falls: low-probability A > 0 tokens (wide upper bound) raise it, low-probability A < 0 tokens
+    (wide lower bound) lower it. FEC makes both widths fall with p and moves them over training (fec_bounds):
       obj = min(r A, clip(r, 1 - eps_low(p, k), 1 + eps_high(p, k)) A),  p = pi_old(token)
     Knobs: fec_schedule (id; static | id | did | od), fec_upper_slope (-0.25), fec_upper_intercept (0.5),
     fec_lower_slope (-0.13), fec_lower_intercept (0.3), fec_clip_min / max (0.05 / 0.6), fec_eps_std

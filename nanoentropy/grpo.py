@@ -5,11 +5,9 @@ dual-clip, gradient-preserving clipping, three loss aggregations and an optional
 Shapes: Bp = prompts, G = samples per prompt, B = sequences in a micro-batch, T = completion length.
 
 How we depart from GRPO as written (https://arxiv.org/abs/2402.03300):
-1) no KL-to-reference by default (kl_coef = 0, and then no reference model is even loaded), as in
-   DAPO and most RLVR recipes since;
-2) token-mean aggregation by default: every completion token in the update batch weighs the same
-   (DAPO, https://arxiv.org/abs/2503.14476); the paper's per-sequence mean and Dr. GRPO's constant
-   normaliser are the other two modes;
+1) no KL-to-reference by default (kl_coef = 0: no reference model is even loaded), as DAPO and most since;
+2) token-mean aggregation by default: every completion token of the update batch weighs the same (DAPO,
+   https://arxiv.org/abs/2503.14476); the paper's per-sequence mean and Dr. GRPO's constant are options;
 3) separate clip_low / clip_high (DAPO's clip-higher), an optional dual-clip constant for negative
    advantages (https://arxiv.org/abs/1912.09729), and gradient-preserving clipping (GPPO,
    https://arxiv.org/abs/2508.07629; CE-GPPO's beta form, https://arxiv.org/abs/2509.20712): a token
@@ -80,9 +78,8 @@ def token_objective(logp, old_logp, adv, clip_low, clip_high, beta_low=0.0, beta
       d obj = beta * (1 + eps) * A * grad log pi
     (CE-GPPO writes r / sg(r) - 1, the same value and gradient, but 0 / 0 = nan where r underflows to 0,
     a log ratio below about -103 in fp32, and nan * beta = nan even at beta = 0.)
-    With beta = 0 this is exactly hard clipping (same value, same zero gradient; tested).
-    beta_high > 0 keeps low-probability positive tokens growing (raises entropy); beta_low > 0 keeps
-    pushing down low-probability negative tokens (lowers entropy). See CE-GPPO, and the 001 notes.
+    With beta = 0 this is exactly hard clipping (same value, same zero gradient; tested). beta_high > 0 keeps
+    unlikely positive tokens growing (entropy up), beta_low > 0 unlikely negative ones falling (entropy down).
     Dual-clip (c > 1): for A < 0 the objective is also floored at c * A, so one very off-policy token
     (r > c) cannot dominate the batch; that floor stays a hard clip.
     """
@@ -138,8 +135,14 @@ def grpo_loss(mb, cfg, clip_low=None, clip_high=None):
     stats = clip_stats(info, mb["mask"])
     # (B, T) the tokens whose gradient the clip froze; train.py pops it for the region diagnostics
     stats["clipped"] = (info["clip_low"] | info["clip_high"] | info["dual"]) & mb["mask"].bool()
+    return with_ref_kl(loss, stats, mb, cfg)
+
+
+def with_ref_kl(loss, stats, mb, cfg):
+    """loss + kl_coef * the aggregated k3 KL to the frozen reference (a penalty: plus), logged as policy/ref_kl.
+    The one place every loss adds it; kl_coef = 0 (the default) adds nothing and needs no reference."""
     if cfg.kl_coef > 0:
         kl = kl_k3(mb["logp"], mb["ref_logp"])                         # (B, T)
-        loss = loss + cfg.kl_coef * masked_agg(kl, mb["mask"], cfg.loss_agg, mb["norm"])  # plus: a penalty
+        loss = loss + cfg.kl_coef * masked_agg(kl, mb["mask"], cfg.loss_agg, mb["norm"])
         stats["policy/ref_kl"] = masked_mean(kl.detach(), mb["mask"]).item()
     return loss, stats
