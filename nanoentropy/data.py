@@ -6,15 +6,13 @@ GSM8K, MATH-style datasets and any local JSONL / parquet file (through datasets.
 A problem is a dict: {"question": raw text, "prompt": text fed to the model, "truth": final answer
 string checked by verify.py}, plus "operands" for the sum task.
 
-Choices worth knowing:
-1) arith answers come in several forms: integers, negatives (from "-") and reduced fractions (from
-   "/"), so the checker's fraction and sign handling is exercised from the first step;
-2) the held-out split is disjoint from the training split by construction (distinct problems are
-   drawn once, shuffled, and cut), for generated and loaded data alike;
-3) a row without a usable answer is skipped and counted, never silently turned into "";
-4) the sum task has several right answers per problem (one per order of adding), so that entropy
-   collapse loses something real: the README's entropy lab is built on it.
+Choices worth knowing: 1) arith answers are integers, negatives ("-") and reduced fractions ("/"), so the
+checker's sign and fraction handling is exercised from the first step; 2) the held-out split is disjoint
+from the training split by construction (distinct problems, drawn once and cut), generated or loaded;
+3) a row without a usable answer is skipped and counted, never silently turned into ""; 4) a sum has several
+right answers (one per order of adding), so entropy collapse loses something real (the entropy lab's task).
 """
+import math
 import random
 from fractions import Fraction
 
@@ -22,13 +20,8 @@ from verify import extract_answer
 
 # The prompt template of each task; cfg.prompt_template replaces it. The tiny model sees a bare "12+34=" and
 # answers "\boxed{46}": every extra character is compute on a 2-core CPU. Real models get the usual instruction.
-TEMPLATES = {
-    "arith": "{question}=",
-    "sum": "{question}=",
-    "gsm8k": "{question}\nPlease reason step by step, and put your final answer within \\boxed{{}}.",
-    "math": "{question}\nPlease reason step by step, and put your final answer within \\boxed{{}}.",
-    "jsonl": "{question}\nPlease reason step by step, and put your final answer within \\boxed{{}}.",
-}
+REASON = "{question}\nPlease reason step by step, and put your final answer within \\boxed{{}}."
+TEMPLATES = {"arith": "{question}=", "sum": "{question}=", "gsm8k": REASON, "math": REASON, "jsonl": REASON}
 
 
 class DataError(ValueError):
@@ -58,6 +51,9 @@ def make_sum(cfg):
     Distinct as multisets, so no held-out problem is a reordering of a training one."""
     rng = random.Random(cfg.base_seed)
     hi = 10 ** cfg.arith_digits
+    if cfg.num_train + cfg.eval_size > 0.8 * math.comb(hi + cfg.sum_operands - 1, cfg.sum_operands):   # multisets
+        raise DataError(f"sum_operands={cfg.sum_operands} numbers below {hi} make too few distinct problems for "
+                        f"num_train + eval_size = {cfg.num_train + cfg.eval_size}")
     seen, problems = set(), []
     while len(problems) < cfg.num_train + cfg.eval_size:
         ops = [rng.randrange(hi) for _ in range(cfg.sum_operands)]

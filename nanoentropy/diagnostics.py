@@ -13,11 +13,10 @@ Shapes: B = sequences in the rollout batch (this rank), T = completion length.
    after the last; see train.py). Departure: the predictions centre each token's log p by its own
    position's mean, -H (each token is a one-sample estimate of its state's covariance), where eq. 10 uses
    the batch mean, which mixes states; and the paper's own check (its Fig. 8) is sequence-level, per group.
-2) The four regions of Flexible Entropy Control (https://arxiv.org/abs/2602.09782, research note 001):
-   a token is "likely" when its surprisal -log p is below the entropy H of its own position. A > 0 on a
-   likely token (E1) or A < 0 on an unlikely one (E4) lowers entropy; E2 (unlikely, A > 0) and E3
-   (likely, A < 0) raise it. We log the fraction of tokens in each region and the fraction of each
-   that the clip removed, which is how clip-low raises entropy and clip-high lowers it.
+2) The four regions of Flexible Entropy Control (https://arxiv.org/abs/2602.09782, research note 001): a
+   token is "likely" when its surprisal -log p is below its position's entropy H. A > 0 on a likely token
+   (E1) or A < 0 on an unlikely one (E4) lowers entropy; E2 (unlikely, A > 0) and E3 (likely, A < 0) raise
+   it. We log each region's share of tokens and the share of it the clip removed.
 3) R = -a exp(H) + b (Cui et al., eq. 6), fitted by least squares on (entropy, held-out accuracy)
    pairs; -a + b is the accuracy the law predicts once entropy reaches 0.
 """

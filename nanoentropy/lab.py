@@ -1,19 +1,15 @@
 """
-The entropy lab, one command:
+The entropy lab in one command (README "The entropy lab"):
 
-    python -m nanoentropy.lab --seeds 0 1 2 --jobs 2      # run every lab config for every seed, then report
-    python -m nanoentropy.lab --report                      # only the tables, the claims and the figure
+    python -m nanoentropy.lab --seeds 0 1 2 --jobs 2     # run configs/lab_*.yaml x seeds, then report
+    python -m nanoentropy.lab --report                     # report only: tables, claims, figure
 
-1) Runs every configs/lab_*.yaml for every seed into out/lab/<name>_s<seed>, --jobs at a time, one thread
-   each (2 jobs on 2 cores). A finished run (its last record is the final eval) is skipped, so the command
-   resumes where it stopped; an unfinished run starts over. All runs share one warm-started base (the
-   seed varies the RL run, base_seed the base): the first lab_none run builds it while the others wait.
-2) Prints the per-config table (mean ± std over seeds) and the claims table: each claim of the papers the
-   lab tests, decided from metrics.jsonl by the criterion printed next to it, with its numbers.
-3) Draws the figure (matplotlib, from the plot extra: pip install -e ".[plot]").
-Every effect is judged over seeds as the issue that asked for this lab defines it: the mean must clear
-the claim's threshold, and by more than twice the seed standard deviation. Comparisons between configs
-are paired by seed (the same seed draws the same first batch from the same base).
+Runs go to out/lab/<config>_s<seed>, --jobs at a time, one thread each. A finished run (its last row is the
+final eval) is skipped and an unfinished one starts over, so the command resumes. All runs share one
+warm-started base (base_seed; seed varies only the RL run), built alone by the first lab_none run. The
+claims table decides each claim from metrics.jsonl by the criterion printed next to it. An effect measured
+once per seed holds when its mean reaches the claim's threshold and differs from no effect by more than
+twice the seed std; configs are compared seed by seed (same base, same first batch).
 """
 import argparse
 import glob
@@ -24,8 +20,6 @@ import re
 import statistics
 import subprocess
 import sys
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import yaml
@@ -38,7 +32,7 @@ SHAPE_MOVE = 0.15  # a turn of an entropy curve counts when it moves at least 15
 SHAPES = {"id": ["up", "down"], "did": ["down", "up", "down"]}   # od: see shape_ok
 
 # -----------------------------------------------------------------------------
-# 1) running
+# running
 
 
 def read_rows(run_dir):
@@ -57,41 +51,30 @@ def run_lab(out, seeds, jobs):
     from tqdm import tqdm
     paths = sorted(glob.glob(os.path.join(ROOT, "configs", "lab_*.yaml")))
     todo = [(os.path.basename(p)[4:-5], p, s) for s in seeds for p in paths]     # (name, config, seed)
-    todo.sort(key=lambda job: (job[0] != "none", job[2] != seeds[0]))           # the base's builder first
-    builder, base_built, failed, running = todo[0], threading.Event(), [], set()
+    todo.sort(key=lambda job: (job[0] != "none", job[2] != seeds[0]))           # lab_none of the first seed first
 
     def one(job):
         name, path, seed = job
         run = os.path.join(out, f"{name}_s{seed}")
-        if job != builder:
-            base_built.wait()                    # the shared base is cached by now: load it, never build it twice
-        try:
-            if not finished(run):
-                running.add(os.path.basename(run))
-                os.makedirs(run, exist_ok=True)
-                with open(os.path.join(run, "train.log"), "w") as log:
-                    p = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "--config", path,
-                                        f"--seed={seed}", f"--out_dir={run}", "--threads=1"], cwd=ROOT, stdout=log,
-                                       stderr=subprocess.STDOUT)
-                if p.returncode != 0:
-                    failed.append(f"{run}: exit code {p.returncode}, see {run}/train.log")
-        finally:
-            running.discard(os.path.basename(run))
-            if job == builder:
-                base_built.set()
+        if finished(run):
+            return None
+        os.makedirs(run, exist_ok=True)
+        with open(os.path.join(run, "train.log"), "w") as log:
+            p = subprocess.run([sys.executable, os.path.join(ROOT, "train.py"), "--config", path, f"--seed={seed}",
+                                f"--out_dir={run}", "--threads=1"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        return None if p.returncode == 0 else f"{run}: exit code {p.returncode}, see {run}/train.log"
 
-    with ThreadPoolExecutor(jobs) as ex, tqdm(total=len(todo), desc="lab", unit="run") as bar:
-        futures = [ex.submit(one, job) for job in todo]
-        while bar.n < len(futures):              # the bar counts runs done; its label names the ones running
-            time.sleep(1)
-            bar.n = sum(f.done() for f in futures)
-            bar.set_postfix_str(", ".join(sorted(running)), refresh=True)
-        for f in futures:
-            f.result()                           # re-raise anything unexpected
-    return failed
+    with tqdm(total=len(todo), desc="lab runs", unit="run") as bar:
+        failed = [one(todo[0])]              # alone: it builds the shared warm-started base the others load
+        bar.update()
+        with ThreadPoolExecutor(jobs) as ex:
+            for message in ex.map(one, todo[1:]):
+                failed.append(message)
+                bar.update()
+    return [f for f in failed if f]
 
 # -----------------------------------------------------------------------------
-# 2) what each run measured, and the claims
+# what each run measured, and the claims
 
 
 def summarize(rows):
@@ -165,54 +148,53 @@ def claims(runs):
     """runs: {config: [summary per seed]}, seeds in the same order everywhere. Returns rows of (claim, criterion,
     numbers, verdict: True / False / None for "reported"). A claim whose configs did not run is left out."""
     def fmt(xs):
-        m, s = mean_std(xs)
-        return f"{m:.3f} ± {s:.3f}"
-    def get(name, key):
-        return [s[key] for s in runs[name]]
-    def vs_none(name, key):          # per seed: name's value / plain GRPO's
-        return [a / b for a, b in zip(get(name, key), get("none", key))]
-    def lost(name):                  # per seed: the share of the starting entropy lost by the end
-        return [1 - s["H"] / s["H0"] for s in runs[name]]
+        return "{:.3f} ± {:.3f}".format(*mean_std(xs))
+    def per_seed(name, f):         # f(summary of name, summary of plain GRPO), seed by seed
+        return [f(s, g) for s, g in zip(runs[name], runs["none"])]
+    have = lambda *names: all(n in runs for n in ("none",) + names)
+    lost = lambda s, g: 1 - s["H"] / s["H0"]           # the share of its starting entropy a run has lost
+    h_ratio = lambda s, g: s["H"] / g["H"]             # final entropy against plain GRPO's
     out = []
-    if "none" in runs:
-        d = lost("none")
-        dg = [s["acc"] - s["acc0"] for s in runs["none"]]
-        dp = [s["pass"] - s["pass0"] for s in runs["none"]]
+    if have():
+        d = per_seed("none", lost)
+        dg = per_seed("none", lambda s, g: s["acc"] - s["acc0"])
+        dp = per_seed("none", lambda s, g: s["pass"] - s["pass0"])
         k = runs["none"][0]["k"]
         out.append(("1. plain GRPO collapses (Cui et al.)", f"H loses >= 50%; greedy acc rises; pass@{k} rises <= 0.02",
                     f"H lost {fmt(d)}; greedy {fmt(dg)}; pass@{k} {fmt(dp)}",
                     holds(d, 0.5, 0) and holds(dg, 0, 0) and mean_std(dp)[0] <= 0.02))
     for name in ("clip_cov", "kl_cov"):
-        if name in runs and "none" in runs:
-            r, da = vs_none(name, "H"), [a - b for a, b in zip(get(name, "acc"), get("none", "acc"))]
+        if have(name):
+            r, da = per_seed(name, h_ratio), per_seed(name, lambda s, g: s["acc"] - g["acc"])
             out.append((f"2. {name} keeps entropy up (Cui et al.)", "final H >= 1.5x GRPO's; acc >= GRPO's - 0.05",
                         f"H ratio {fmt(r)}; acc - GRPO's {fmt(da)}", holds(r, 1.5, 1) and mean_std(da)[0] >= -0.05))
     for name, source in (("clip_higher", "DAPO"), ("clip_low", "Park et al.; FEC")):
-        if name in runs and "none" in runs:
-            r = vs_none(name, "H")
+        if have(name):
+            r = per_seed(name, h_ratio)
             out.append((f"3. {name} raises entropy ({source})", "final H > GRPO's", f"H ratio {fmt(r)}", holds(r, 1, 1)))
-    if "entropy_bonus_small" in runs:
-        d = lost("entropy_bonus_small")
+    if have("entropy_bonus_small"):
+        d = per_seed("entropy_bonus_small", lost)
         out.append(("4. a small entropy bonus still collapses (Cui et al. 4.1)", "H loses >= 50%", f"H lost {fmt(d)}",
                     holds(d, 0.5, 0)))
-    if "entropy_bonus_large" in runs:
-        g = [s["H"] / s["H0"] for s in runs["entropy_bonus_large"]]
-        out.append(("4. a large entropy bonus explodes (Cui et al. 4.1)", "final H >= 2x its start", f"H end/start {fmt(g)}",
-                    holds(g, 2, 1)))
+    if have("entropy_bonus_large"):
+        g = per_seed("entropy_bonus_large", lambda s, g: s["H"] / s["H0"])
+        out.append(("4. a large entropy bonus explodes (Cui et al. 4.1)", "final H >= 2x its start",
+                    f"H end / start {fmt(g)}", holds(g, 2, 1)))
     for name in ("adaptive_entropy", "aer"):
-        if name in runs:
-            dev = get(name, "tgt_dev")
-            out.append((f"5. {name} holds its target", "mean |H - target| / target, 2nd half, < 0.25",
-                        f"{fmt(dev)}", holds([0.25 - x for x in dev], 0, 0)))
+        if have(name):
+            dev = per_seed(name, lambda s, g: s["tgt_dev"])
+            out.append((f"5. {name} holds its target", "mean |H - target| / target over the 2nd half < 0.25",
+                        fmt(dev), holds([0.25 - x for x in dev], 0, 0)))
+    signs = lambda xs, move: "".join("+" if d == "up" else "-" for d, _ in legs(smooth(xs), move)) or "flat"
     for schedule in ("id", "did", "od"):
-        name = f"fec_{schedule}"
-        if name in runs:
-            seen = ["".join("+" if d == "up" else "-" for d, _ in legs(smooth(s["series"]), SHAPE_MOVE * s["H0"]))
-                    for s in runs[name]]
+        if have(f"fec_{schedule}"):
+            absolute = per_seed(f"fec_{schedule}", lambda s, g: signs(s["series"], SHAPE_MOVE * s["H0"]))
+            relative = per_seed(f"fec_{schedule}", lambda s, g: signs([math.log(a / b) for a, b in zip(s["series"],
+                                                                                            g["series"])], SHAPE_MOVE))
             rule = ">= 3 legs, the last smaller than the first" if schedule == "od" else ", ".join(SHAPES[schedule])
-            out.append((f"6. FEC {schedule} shapes entropy", f"legs of smoothed H: {rule}; every seed",
-                        "legs per seed: " + " ".join(x or "flat" for x in seen),
-                        all(shape_ok(s, schedule) for s in runs[name])))
+            out.append((f"6. FEC {schedule} shapes entropy", f"legs of H (moving average; turns >= 15% of H0): {rule}; "
+                        "every seed", f"legs per seed: {' '.join(absolute)}; of H / GRPO's H: {' '.join(relative)}",
+                        all(shape_ok(s, schedule) for s in runs[f"fec_{schedule}"])))
     pg_only = [v for name, v in runs.items() if not name.startswith(("entropy_bonus", "adaptive", "aer"))]
     for j, form in ((0, "-Cov(log p, A), Thm 2"), (1, "-Cov(log p, p A), Thm 1")) if pg_only else ():
         corr = [correlation(*zip(*[(p[j], p[2]) for v in pg_only for p in v[i]["pairs"]])) for i in range(len(pg_only[0]))]
@@ -223,7 +205,7 @@ def claims(runs):
     return out
 
 # -----------------------------------------------------------------------------
-# 3) the report: tables, claims, figure
+# the report: tables, claims, figure
 
 
 def load(out):
@@ -250,28 +232,32 @@ def report(runs):
 
 
 def figure(runs, path):
-    """Entropy, held-out greedy accuracy and pass@k, and the clipped fraction, mean over seeds per config."""
+    """Per config, mean over seeds: entropy, entropy relative to plain GRPO's (same seed, so the task's own
+    collapse cancels and each strategy's effect shows), held-out greedy accuracy and pass@k."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    mean = lambda curves: [statistics.fmean(x) for x in zip(*curves)]   # over seeds, step by step
     fig, axes = plt.subplots(1, 4, figsize=(21, 4.6))
     for i, (name, v) in enumerate(runs.items()):
-        style = dict(color=plt.cm.tab20(i % 20), lw=1.4, label=name)
-        mean = lambda series: [statistics.fmean(x) for x in zip(*series)]     # over seeds, step by step
-        steps = [[r for r in rows if "rollout/reward" in r] for _, _, rows in v]
+        style = dict(color="black" if name == "none" else plt.cm.tab20(i % 20), lw=2.2 if name == "none" else 1.3,
+                     label=name, ls="-" if i < 10 else "--")
+        H = [s["series"] for _, s, _ in v]
         evals = [[r for r in rows if "eval/greedy_acc" in r] for _, _, rows in v]
-        x = [r["step"] for r in evals[0]]
-        axes[0].plot(smooth(mean([[r["policy/entropy"] for r in s] for s in steps])), **style)
-        axes[1].plot(x, mean([[r["eval/greedy_acc"] for r in e] for e in evals]), marker="o", ms=3, **style)
-        axes[2].plot(x, mean([[r[f"eval/pass@{v[0][1]['k']}"] for r in e] for e in evals]), marker="o", ms=3, **style)
-        axes[3].plot(smooth(mean([[r["policy/clip_frac_low"] + r["policy/clip_frac_high"] for r in s] for s in steps])),
-                     **style)
-    titles = ("policy entropy, nats per token (log scale)", "held-out greedy accuracy",
-              f"held-out pass@{v[0][1]['k']}", "share of tokens the clip froze")
+        k = f"eval/pass@{v[0][1]['k']}"
+        axes[0].plot(smooth(mean(H)), **style)
+        if "none" in runs:
+            ratios = [[math.log(a / b) for a, b in zip(h, g[1]["series"])] for h, g in zip(H, runs["none"])]
+            axes[1].plot([math.exp(x) for x in smooth(mean(ratios))], **style)
+        for ax, key in ((axes[2], "eval/greedy_acc"), (axes[3], k)):
+            ax.plot([r["step"] for r in evals[0]], mean([[r[key] for r in e] for e in evals]), marker="o", ms=3, **style)
+    titles = ("policy entropy, nats per token", "entropy / plain GRPO's, same seed", "held-out greedy accuracy",
+              f"held-out pass@{k.split('@')[1]}")
     for ax, title in zip(axes, titles):
-        ax.set_title(title + f" — mean of {len(v)} seeds", fontsize=9)
+        ax.set_title(f"{title} (mean of {len(v)} seeds)", fontsize=9)
         ax.set_xlabel("RL step")
     axes[0].set_yscale("log")
+    axes[1].set_yscale("log")
     fig.legend(*axes[0].get_legend_handles_labels(), loc="center right", fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0, 0.9, 1))
     fig.savefig(path, dpi=110)

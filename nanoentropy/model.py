@@ -6,15 +6,12 @@ Shapes: B = sequences in a batch, P = prompt length (left-padded), T = completio
 (right-padded), D = hidden size, V = vocabulary size, N = number of real completion tokens.
 
 How we depart from a stock Hugging Face setup:
-1) the tiny model is a real Qwen2 (about 0.8M parameters) with a character-level
-   PreTrainedTokenizerFast, so save_pretrained / from_pretrained round-trip both and the code path
-   that trains it is the same one that trains Qwen2.5-0.5B;
-2) log-probs and entropy never go through model(...).logits: we take the final hidden states and
-   project them to the vocabulary a chunk of tokens at a time, recomputing each chunk in a
-   hand-written backward, so a 152k vocabulary never needs a (N, V) fp32 tensor at once;
-3) logits are divided by the sampling temperature before the softmax, so the loss models exactly
-   the distribution the sampler drew from (top-p / top-k truncation is not modelled; keep them off
-   for training, which is the default).
+1) the tiny model is a real Qwen2 (about 0.8M parameters) with a character-level PreTrainedTokenizerFast,
+   so both round-trip through save_pretrained / from_pretrained and it trains on Qwen2.5-0.5B's code path;
+2) log-probs and entropy never go through model(...).logits: the final hidden states are projected to the
+   vocabulary a chunk of tokens at a time, recomputed in a hand-written backward, so a 152k vocabulary
+   never needs a (N, V) fp32 tensor at once;
+3) logits are divided by the sampling temperature, so the loss models exactly what the sampler drew.
 """
 import hashlib
 import inspect
@@ -153,6 +150,7 @@ def compute_dtype(cfg, device):
         return torch.bfloat16, "auto: GPU supports bf16"
     return torch.float32, f"auto: {device.type} -> fp32"
 
+
 def with_cache(model, cache):
     """The forward's KV-cache argument: transformers 5.24 renamed past_key_values to cache (the old name warns,
     5.40 drops it) and 4.x only has the old one, so we ask the signature."""
@@ -178,32 +176,28 @@ class _LogpEntropy(torch.autograd.Function):
     """
     logp (N,) and entropy (N,) of N tokens from their final hidden states h (N, D) through the output
     embedding W (V, D) of `head`, a chunk of tokens at a time, with the backward written by hand. Plain
-    autograd (or torch.utils.checkpoint per chunk, which we used first) keeps ~5 (chunk, V) tensors alive in
-    backward plus one (V, D) gradient per chunk; this keeps two. The same trick as "fused linear
-    cross-entropy" (Liger-Kernel) and Cut Cross-Entropy (https://arxiv.org/abs/2411.09009), with the entropy
-    added. tests/test_model.py checks it against full-logits autograd, values and gradients. With
+    autograd keeps ~5 (chunk, V) tensors alive in backward plus one (V, D) gradient per chunk; this keeps two.
+    The trick of "fused linear cross-entropy" (Liger-Kernel) and Cut Cross-Entropy (arXiv 2411.09009), with
+    the entropy added; tests/test_model.py checks it against full-logits autograd, values and gradients. With
     z = W h / temperature and p = softmax(z):
         d logp_y / dz = onehot(y) - p
         d H / dz      = -p * (log p + H)                    (H = -sum_v p_v log p_v)
     so  dL/dz = onehot(y) * g_logp - p * (g_logp + g_ent * (log p + H)), and dL/dh, dL/dW follow from z = W h.
-    One departure from a textbook autograd.Function: dL/dW is added straight into W.grad, chunk by chunk,
-    instead of being returned. Returned, autograd would hold the whole (V, D) gradient until the input
-    embedding's gradient reaches the same (tied) tensor at the very end of backward, then sum the two: at
-    V = 152k that is an extra 0.5 GB fp32 through the whole backward (tests/bench.py row 3 measures it). So
-    call .backward(), which fills .grad; torch.autograd.grad would not see the head's share.
+    One departure from a textbook autograd.Function: dL/dW goes straight into W.grad, chunk by chunk. Returned,
+    autograd would hold the whole (V, D) gradient until the tied input embedding's gradient arrives at the end
+    of backward: at V = 152k an extra 0.5 GB fp32 (tests/bench.py row 3). So call .backward(), which fills
+    .grad; torch.autograd.grad would not see the head's share.
     """
 
     @staticmethod
     def forward(ctx, h, weight, targets, head, temperature, chunk_size):
-        # weight is head.weight (head(h) == h @ W.T), an input only so that the outputs require grad when it
-        # does; its gradient goes into .grad directly (see above), so backward returns None for it
+        # weight (head.weight) is an input only so that the outputs require grad when it does: see above
         assert getattr(head, "bias", None) is None, "the hand-written backward assumes a head without bias"
         parts = [_logp_entropy_chunk(h[i:i + chunk_size], targets[i:i + chunk_size], head, temperature)
                  for i in range(0, max(h.shape[0], 1), chunk_size)]   # N = 0 too: one empty chunk
         logp, entropy = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])    # (N,), (N,)
         ctx.save_for_backward(h, targets, entropy)   # no (N, V) tensor is kept
-        # backward recomputes the logits under the same autocast as forward (bf16 on GPU), so the
-        # probabilities it differentiates are the ones forward returned
+        # backward recomputes the logits under forward's autocast (bf16 on GPU): the same probabilities
         dev = h.device.type
         ctx.amp = (dev, torch.is_autocast_enabled(dev), torch.get_autocast_dtype(dev))
         ctx.head, ctx.temperature, ctx.chunk_size = head, temperature, chunk_size
@@ -281,13 +275,12 @@ def policy_logp_entropy(model, prompt_ids, prompt_mask, completion_ids, completi
 
 def warm_start(model, tokenizer, examples, cfg, device, master=True):
     """
-    Next-token training on (prompt, reference answer) pairs so that RL starts from a policy that
-    sometimes gets reward. Cached under cfg.base_cache_dir, keyed by every setting that changes the
-    result, so runs of different strategies start from the very same base. Returns the model.
-    examples: list of (prompt_text, answer_text); the model learns to write \\boxed{answer}<eos>.
-    The teacher is noisy on purpose: with probability cfg.sft_noise an answer is replaced by a
-    plausible wrong one (data.corrupt_answer), so the base policy spreads its mass between the right
-    answer and near misses, the way a pretrained model does, and RL has something to sharpen.
+    Next-token training on what data.teacher writes for the generated problems (a list of problem dicts),
+    so that RL starts from a policy that sometimes gets reward. Cached under cfg.base_cache_dir, keyed by
+    every setting that changes the result, so runs of different strategies start from the very same base.
+    Returns (model, cache path). The teacher is noisy on purpose (it slips, and it has several ways to
+    answer a sum): the base policy spreads its mass the way a pretrained model does, and RL has
+    something to sharpen.
     """
     from nanoentropy.data import teacher
     from tqdm import tqdm

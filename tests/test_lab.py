@@ -152,7 +152,7 @@ def test_run_lab_skips_finished_runs_and_builds_the_base_first(tmp_path, monkeyp
     assert lab.run_lab(str(tmp_path), [0, 1], jobs=1) == []
     runs = [next(a for a in c if a.startswith("--out_dir=")).split("/")[-1] for c in calls]
     assert "none_s0" not in runs and "kl_cov_s1" in runs and len(runs) == 2 * 12 - 1
-    assert runs[0] == "none_s1"                          # jobs=1: in order, the base builder's seed-mate first
+    assert runs[0] == "none_s1"                          # jobs=1: in order; the base builder, none_s0, had finished
     assert all("--threads=1" in c for c in calls) and all(f"--seed={r[-1]}" in c for r, c in zip(runs, calls))
 
 
