@@ -86,7 +86,7 @@ def verdicts(runs):
 
 
 def test_claims_pass_on_series_that_show_them_and_fail_on_series_that_do_not():
-    summ = lambda rows_per_seed: [lab.summarize(r) for r in rows_per_seed]
+    summ = lambda rows_per_seed: [lab.summarize(r, {}) for r in rows_per_seed]
     collapse = summ([fake_run(decay(1.0, 0.3, seed=s), seed=s) for s in range(3)])
     flat = summ([fake_run(decay(1.0, 0.9, seed=s), seed=s) for s in range(3)])
     high = summ([fake_run(decay(1.0, 0.6, seed=s), seed=s) for s in range(3)])
@@ -102,6 +102,12 @@ def test_claims_pass_on_series_that_show_them_and_fail_on_series_that_do_not():
     assert ok["3. clip_higher raises entropy"] and ok["4. a small entropy bonus still collapses"]
     assert ok["6. FEC id shapes entropy"] and ok["6. FEC did shapes entropy"] and ok["6. FEC od shapes entropy"]
     assert ok["5. aer holds its target"] and ok["7. -Cov(log p, A), Thm 2, predicts the entropy change"]
+    # adaptive_entropy logs no target: its config's adaptive_entropy_target is the target
+    adaptive = {"entropy_strategy": "adaptive_entropy", "adaptive_entropy_target": 0.5}
+    held = [lab.summarize(fake_run(near), adaptive)] * 3
+    missed = [lab.summarize(fake_run(near), {**adaptive, "adaptive_entropy_target": 0.3})] * 3
+    assert verdicts({"none": collapse, "adaptive_entropy": held})["5. adaptive_entropy holds its target"]
+    assert not verdicts({"none": collapse, "adaptive_entropy": missed})["5. adaptive_entropy holds its target"]
     # and the same claims fail where the series do not show them
     noisy = summ([fake_run(decay(1.0, 0.3, seed=s), pred_noise=0.05, seed=s) for s in range(3)])
     bad = verdicts({"none": noisy, "clip_cov": summ([fake_run(decay(1.0, 0.33, seed=s)) for s in range(3)]),
@@ -159,10 +165,10 @@ def test_run_lab_skips_finished_runs_and_builds_the_base_first(tmp_path, monkeyp
 def test_covariance_claim_pools_the_policy_gradient_configs_and_needs_a_real_correlation():
     """Claim 7 pools each seed's steps over the configs without an entropy term (the theorems describe the
     policy-gradient update alone): an entropy-bonus run that the covariance cannot predict is left out."""
-    summ = lambda noise, seed: lab.summarize(fake_run(decay(1.0, 0.3, wiggle=0.05, seed=seed), pred_noise=noise, seed=seed))
+    summ = lambda noise, seed: lab.summarize(fake_run(decay(1.0, 0.3, wiggle=0.05, seed=seed), pred_noise=noise, seed=seed), {})
     key = "7. -Cov(log p, A), Thm 2, predicts the entropy change"
     good = {"none": [summ(0.002, s) for s in range(3)], "kl_cov": [summ(0.002, s + 3) for s in range(3)]}
-    bonus = [lab.summarize(fake_run(decay(1.0, 3.0, seed=s), pred_noise=1.0, seed=s)) for s in range(3)]
+    bonus = [lab.summarize(fake_run(decay(1.0, 3.0, seed=s), pred_noise=1.0, seed=s), {}) for s in range(3)]
     assert verdicts(good)[key] and verdicts({**good, "entropy_bonus_large": bonus})[key]
     noisy = {"none": [summ(0.2, s) for s in range(3)], "kl_cov": [summ(0.2, s + 3) for s in range(3)]}
     assert not verdicts(noisy)[key]
