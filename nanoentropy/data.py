@@ -46,26 +46,6 @@ def corrupt_answer(answer):
     return answer[:i] + str((int(answer[i]) + 1) % 10) + answer[i + 1:]
 
 
-def make_sum(cfg):
-    """(train, held_out) of the multi-path task: "a+b+c=", sum_operands numbers below 10^arith_digits.
-    Distinct as multisets, so no held-out problem is a reordering of a training one."""
-    rng = random.Random(cfg.base_seed)
-    hi = 10 ** cfg.arith_digits
-    if cfg.num_train + cfg.eval_size > 0.8 * math.comb(hi + cfg.sum_operands - 1, cfg.sum_operands):   # multisets
-        raise DataError(f"sum_operands={cfg.sum_operands} numbers below {hi} make too few distinct problems for "
-                        f"num_train + eval_size = {cfg.num_train + cfg.eval_size}")
-    seen, problems = set(), []
-    while len(problems) < cfg.num_train + cfg.eval_size:
-        ops = [rng.randrange(hi) for _ in range(cfg.sum_operands)]
-        if tuple(sorted(ops)) in seen:
-            continue
-        seen.add(tuple(sorted(ops)))
-        q = "+".join(map(str, ops))
-        prompt = (cfg.prompt_template or TEMPLATES["sum"]).format(question=q)
-        problems.append({"question": q, "prompt": prompt, "truth": str(sum(ops)), "operands": ops})
-    return problems[cfg.eval_size:], problems[:cfg.eval_size]
-
-
 def teacher(problem, rng, noise):
     """The warm start's teacher: one completion of a generated problem, as a noisy student writes it.
     arith: "\\boxed{46}", wrong with probability `noise`. sum: a running sum, "12+30=42,42+7=\\boxed{49}".
@@ -90,25 +70,29 @@ def teacher(problem, rng, noise):
     return ",".join(steps + [last + "\\boxed{" + answer + "}"])
 
 
-def make_arith(cfg):
-    """Returns (train, held_out) lists of problems for the generated task, seeded by cfg.base_seed."""
+def make_task(cfg):
+    """(train, held_out) of a generated task, seeded by cfg.base_seed: arith, "12+34=" (arith_ops), or sum,
+    "12+7+30=" (sum_operands numbers, distinct as multisets: no held-out problem reorders a training one)."""
     rng = random.Random(cfg.base_seed)
-    hi = 10 ** cfg.arith_digits
-    target = cfg.num_train + cfg.eval_size
-    space = hi * hi * len(cfg.arith_ops)
-    if target > 0.8 * space:
-        raise DataError(f"arith_digits={cfg.arith_digits} with ops '{cfg.arith_ops}' has only {space} "
-                        f"problems; asked for num_train + eval_size = {target}")
+    hi, n = 10 ** cfg.arith_digits, cfg.num_train + cfg.eval_size
+    k = cfg.sum_operands
+    space = hi * hi * len(cfg.arith_ops) if cfg.task == "arith" else math.comb(hi + k - 1, k)   # sums: multisets
+    if n > 0.8 * space:
+        raise DataError(f"task {cfg.task} has {space} distinct problems (see arith_digits, arith_ops, sum_operands); "
+                        f"asked for num_train + eval_size = {n}")
     seen, problems = set(), []
-    while len(problems) < target:
-        a, b, op = rng.randrange(hi), rng.randrange(hi), rng.choice(cfg.arith_ops)
-        ans = arith_answer(a, op, b)
-        if ans is None or (a, op, b) in seen:
+    while len(problems) < n:
+        if cfg.task == "arith":
+            a, b, op = rng.randrange(hi), rng.randrange(hi), rng.choice(cfg.arith_ops)
+            key, q, truth, extra = (a, op, b), f"{a}{op}{b}", arith_answer(a, op, b), {}
+        else:
+            ops = [rng.randrange(hi) for _ in range(cfg.sum_operands)]
+            key, q, truth, extra = tuple(sorted(ops)), "+".join(map(str, ops)), str(sum(ops)), {"operands": ops}
+        if truth is None or key in seen:
             continue
-        seen.add((a, op, b))
-        q = f"{a}{op}{b}"
-        problems.append({"question": q, "prompt": (cfg.prompt_template or TEMPLATES["arith"]).format(question=q),
-                         "truth": ans})
+        seen.add(key)
+        prompt = (cfg.prompt_template or TEMPLATES[cfg.task]).format(question=q)
+        problems.append({"question": q, "prompt": prompt, "truth": truth, **extra})
     return problems[cfg.eval_size:], problems[:cfg.eval_size]
 
 
@@ -163,7 +147,7 @@ def load_problems(cfg, path, split):
 def get_problems(cfg):
     """(train, held_out, n_skipped) for the configured task."""
     if cfg.task in ("arith", "sum"):
-        train, held = (make_arith if cfg.task == "arith" else make_sum)(cfg)
+        train, held = make_task(cfg)
         return train, held, 0
     train, skipped = load_problems(cfg, cfg.data_path, "train")
     if cfg.eval_data_path:

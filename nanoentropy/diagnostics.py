@@ -1,8 +1,6 @@
 """
-The measurements that explain why entropy moves, cheap enough to log every step, and the
-entropy-performance law fitted after a run.
-
-Shapes: B = sequences in the rollout batch (this rank), T = completion length.
+The measurements that explain why entropy moves, cheap enough to log every step, and the entropy-performance
+law fitted after a run. Shapes: B = sequences in the rollout batch (this rank), T = completion length.
 
 1) The covariance term (Cui et al., https://arxiv.org/abs/2505.22617): a policy-gradient step changes the
    entropy of a state by about -Cov_a~pi(log pi(a), A(a)) (Theorem 2, natural gradient) or
@@ -17,8 +15,8 @@ Shapes: B = sequences in the rollout batch (this rank), T = completion length.
    token is "likely" when its surprisal -log p is below its position's entropy H. A > 0 on a likely token
    (E1) or A < 0 on an unlikely one (E4) lowers entropy; E2 (unlikely, A > 0) and E3 (likely, A < 0) raise
    it. We log each region's share of tokens and the share of it the clip removed.
-3) R = -a exp(H) + b (Cui et al., eq. 6), fitted by least squares on (entropy, held-out accuracy)
-   pairs; -a + b is the accuracy the law predicts once entropy reaches 0.
+3) R = -a exp(H) + b (Cui et al., eq. 6), least squares on (entropy, held-out accuracy) pairs; -a + b is
+   the accuracy it predicts at entropy 0.
 """
 import math
 

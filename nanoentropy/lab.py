@@ -31,17 +31,13 @@ W = 5              # steps in the start and end windows of entropy, and in its m
 SHAPE_MOVE = 0.15  # a turn of an entropy curve counts when it moves at least 15% of the starting entropy
 SHAPES = {"id": ["up", "down"], "did": ["down", "up", "down"]}   # od: see shape_ok
 
-# -----------------------------------------------------------------------------
-# running
-
 
 def read_rows(run_dir):
     path = os.path.join(run_dir, "metrics.jsonl")
     return [json.loads(line) for line in open(path) if line.strip()] if os.path.exists(path) else []
 
 
-def finished(run_dir):
-    """Done when the last record is the final eval, logged as step num_steps (see train.py)."""
+def finished(run_dir):   # the last row is the final eval, logged as step num_steps (see train.py)
     rows, cfg_path = read_rows(run_dir), os.path.join(run_dir, "config.yaml")
     return bool(rows) and os.path.exists(cfg_path) and rows[-1]["step"] == yaml.safe_load(open(cfg_path))["num_steps"]
 
@@ -78,8 +74,8 @@ def run_lab(out, seeds, jobs):
 
 
 def summarize(rows, cfg):
-    """Floats (and the entropy series) that describe one run. H0 / H: mean entropy of the first / last W steps;
-    acc0 / acc and pass0 / pass: held-out greedy accuracy and pass@k at the first eval and the final one."""
+    """One run in floats (and its entropy series). H0 / H: mean entropy of the first / last W steps; acc0 / acc,
+    pass0 / pass: held-out greedy accuracy and pass@k at the first eval and at the final one."""
     steps = [r for r in rows if "rollout/reward" in r]
     evals = [r for r in rows if "eval/greedy_acc" in r]
     k = next(key for key in evals[0] if key.startswith("eval/pass@"))
@@ -105,8 +101,8 @@ def mean_std(xs):
 
 
 def holds(xs, at_least, null):
-    """The lab's rule for an effect measured once per seed: the mean reaches `at_least`, and its distance from
-    `null` (no effect: 0 for a difference, 1 for a ratio) is larger than twice the seed std."""
+    """An effect measured once per seed holds: its mean reaches `at_least` and is further than twice the seed
+    std from `null` (no effect: 0 for a difference, 1 for a ratio)."""
     m, s = mean_std(xs)
     return m >= at_least and abs(m - null) > 2 * s
 
@@ -138,8 +134,8 @@ def legs(xs, move):
 
 
 def shape_ok(s, schedule):
-    """id: up, then down. did: down, up, down. od: at least three legs (two turns), the last one smaller than
-    the first (the swings decay). On the W-step moving average, counting turns of SHAPE_MOVE * H0 or more."""
+    """id: up, down. did: down, up, down. od: >= 3 legs, the last smaller than the first (the swings decay).
+    On the W-step moving average, counting turns of SHAPE_MOVE * H0 or more."""
     got = legs(smooth(s["series"]), SHAPE_MOVE * s["H0"])
     if schedule == "od":
         return len(got) >= 3 and got[-1][1] < got[0][1]
@@ -147,8 +143,8 @@ def shape_ok(s, schedule):
 
 
 def claims(runs):
-    """runs: {config: [summary per seed]}, seeds in the same order everywhere. Returns rows of (claim, criterion,
-    numbers, verdict: True / False / None for "reported"). A claim whose configs did not run is left out."""
+    """runs: {config: [summary per seed]}, seeds in the same order everywhere. Returns (claim, criterion, numbers,
+    verdict: True, False or None = reported) rows; a claim whose configs did not run is left out."""
     def fmt(xs):
         return "{:.3f} ± {:.3f}".format(*mean_std(xs))
     def per_seed(name, f):         # f(summary of name, summary of plain GRPO), seed by seed
@@ -235,8 +231,8 @@ def report(runs):
 
 
 def figure(runs, path):
-    """Per config, mean over seeds: entropy, entropy relative to plain GRPO's (same seed, so the task's own
-    collapse cancels and each strategy's effect shows), held-out greedy accuracy and pass@k."""
+    """Per config, mean over seeds: entropy, entropy / plain GRPO's (same seed: the task's own collapse cancels,
+    each strategy's effect shows), held-out greedy accuracy and pass@k."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

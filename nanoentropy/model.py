@@ -122,8 +122,7 @@ def enable_checkpointing(model):
 
 
 def eos_ids(model, tokenizer):
-    """Every id that ends a completion: the tokenizer's EOS and every EOS of the generation config
-    (Qwen2.5-Instruct has two: <|im_end|> and <|endoftext|>)."""
+    """Every id that ends a completion: the tokenizer's EOS and the generation config's (Qwen2.5-Instruct: two)."""
     ids = {tokenizer.eos_token_id}
     extra = model.generation_config.eos_token_id
     ids.update(extra if isinstance(extra, (list, tuple)) else [extra])
@@ -142,8 +141,7 @@ def format_prompt(tokenizer, text, system_prompt="default"):
 
 
 def compute_dtype(cfg, device):
-    """(dtype, reason). bf16 on GPUs that support it; fp32 on CPU (CPU bf16 matmuls are slow and
-    the tiny model does not need them)."""
+    """(dtype, reason). bf16 on GPUs that support it; fp32 on CPU (slow bf16 matmuls, and the tiny model)."""
     if cfg.dtype != "auto":
         return getattr(torch, cfg.dtype), "set in config"
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
@@ -275,12 +273,11 @@ def policy_logp_entropy(model, prompt_ids, prompt_mask, completion_ids, completi
 
 def warm_start(model, tokenizer, examples, cfg, device, master=True):
     """
-    Next-token training on what data.teacher writes for the generated problems (a list of problem dicts),
-    so that RL starts from a policy that sometimes gets reward. Cached under cfg.base_cache_dir, keyed by
-    every setting that changes the result, so runs of different strategies start from the very same base.
-    Returns (model, cache path). The teacher is noisy on purpose (it slips, and it has several ways to
-    answer a sum): the base policy spreads its mass the way a pretrained model does, and RL has
-    something to sharpen.
+    Next-token training on what data.teacher writes for the generated problems (dicts), so that RL starts
+    from a policy that sometimes gets reward. Cached under cfg.base_cache_dir, keyed by every setting that
+    changes it: runs of different strategies start from the very same base. Returns (model, cache path).
+    The teacher is noisy on purpose (it slips; a sum has several ways): the base spreads its mass as a
+    pretrained model does, and RL has something to sharpen.
     """
     from nanoentropy.data import teacher
     from tqdm import tqdm

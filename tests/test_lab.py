@@ -9,16 +9,16 @@ import pytest
 
 from nanoentropy import lab
 from nanoentropy.config import Config
-from nanoentropy.data import make_sum, teacher
+from nanoentropy.data import make_task, teacher
 from verify import reward
 
 
 def test_sum_task_is_deterministic_and_held_out_is_disjoint():
     cfg = Config(task="sum", sum_operands=3, arith_digits=2, num_train=2000, eval_size=300)
-    train, held = make_sum(cfg)
+    train, held = make_task(cfg)
     assert (len(train), len(held)) == (2000, 300)
-    assert make_sum(cfg) == (train, held)                               # the base seed fixes the problems
-    assert make_sum(Config(task="sum", base_seed=1, num_train=2000, eval_size=300))[0] != train
+    assert make_task(cfg) == (train, held)                               # the base seed fixes the problems
+    assert make_task(Config(task="sum", base_seed=1, num_train=2000, eval_size=300))[0] != train
     multiset = lambda p: tuple(sorted(p["operands"]))
     assert not {multiset(p) for p in train} & {multiset(p) for p in held}  # not even a reordering leaks
     for p in train[:50]:
