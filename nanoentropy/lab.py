@@ -7,9 +7,8 @@ The entropy lab in one command (README "The entropy lab"):
 Runs go to out/lab/<config>_s<seed>, --jobs at a time, one thread each. A finished run (its last row is the
 final eval) is skipped and an unfinished one starts over, so the command resumes. All runs share one
 warm-started base (base_seed; seed varies only the RL run), built alone by the first lab_none run. The
-claims table decides each claim from metrics.jsonl by the criterion printed next to it. An effect measured
-once per seed holds when its mean reaches the claim's threshold and differs from no effect by more than
-twice the seed std; configs are compared seed by seed (same base, same first batch).
+claims table decides each claim from metrics.jsonl by the criterion printed next to it (see holds); configs
+are compared seed by seed (same base, same first batch), over the seeds every config has finished.
 """
 import argparse
 import glob
@@ -166,10 +165,10 @@ def claims(runs):
             r, da = per_seed(name, h_ratio), per_seed(name, lambda s, g: s["acc"] - g["acc"])
             out.append((f"2. {name} keeps entropy up (Cui et al.)", "final H >= 1.5x GRPO's; acc >= GRPO's - 0.05",
                         f"H ratio {fmt(r)}; acc - GRPO's {fmt(da)}", holds(r, 1.5, 1) and mean_std(da)[0] >= -0.05))
-    for name, source in (("clip_higher", "DAPO"), ("clip_low", "Park et al.; FEC")):
+    for name, src in (("clip_higher", "DAPO"), ("clip_low", "Park et al.; FEC")):
         if have(name):
             r = per_seed(name, h_ratio)
-            out.append((f"3. {name} raises entropy ({source})", "final H > GRPO's", f"H ratio {fmt(r)}", holds(r, 1, 1)))
+            out.append((f"3. {name} raises entropy ({src})", "final H > GRPO's", f"H ratio {fmt(r)}", holds(r, 1, 1)))
     if have("entropy_bonus_small"):
         d = per_seed("entropy_bonus_small", lost)
         out.append(("4. a small entropy bonus still collapses (Cui et al. 4.1)", "H loses >= 50%", f"H lost {fmt(d)}",
@@ -193,9 +192,9 @@ def claims(runs):
             out.append((f"6. FEC {schedule} shapes entropy", f"legs of H (moving average; turns >= 15% of H0): {rule}; "
                         "every seed", f"legs per seed: {' '.join(absolute)}; of H / GRPO's H: {' '.join(relative)}",
                         all(shape_ok(s, schedule) for s in runs[f"fec_{schedule}"])))
-    pg_only = [v for name, v in runs.items() if not name.startswith(("entropy_bonus", "adaptive", "aer"))]
-    for j, form in ((0, "-Cov(log p, A), Thm 2"), (1, "-Cov(log p, p A), Thm 1")) if pg_only else ():
-        corr = [correlation(*zip(*[(p[j], p[2]) for v in pg_only for p in v[i]["pairs"]])) for i in range(len(pg_only[0]))]
+    pg = [v for name, v in runs.items() if not name.startswith(("entropy_bonus", "adaptive", "aer"))]   # no H term
+    for j, form in ((0, "-Cov(log p, A), Thm 2"), (1, "-Cov(log p, p A), Thm 1")) if pg else ():
+        corr = [correlation(*zip(*[(p[j], p[2]) for v in pg for p in v[i]["pairs"]])) for i in range(len(pg[0]))]
         out.append((f"7. {form}, predicts the entropy change (Cui et al.)", "per-step corr, pooled over the configs "
                     "of a seed without an entropy term, >= 0.5", f"corr {fmt(corr)}", holds(corr, 0.5, 0)))
     r2 = [s["law_r2"] for v in runs.values() for s in v]
@@ -215,7 +214,10 @@ def load(out):
             name, seed = re.fullmatch(r"(.+)_s(\d+)", os.path.basename(d)).groups()
             cfg = yaml.safe_load(open(os.path.join(d, "config.yaml")))
             runs.setdefault(name, []).append((int(seed), summarize(rows, cfg), rows))
-    return {name: sorted(v, key=lambda x: x[0]) for name, v in sorted(runs.items())}
+    common = set.intersection(*({seed for seed, _, _ in v} for v in runs.values())) if runs else set()
+    print(f"compared: the seeds every config has finished, {sorted(common)}", file=sys.stderr)  # seed by seed
+    return {name: sorted((x for x in v if x[0] in common), key=lambda x: x[0]) for name, v in sorted(runs.items())
+            if common}
 
 
 def report(runs):
@@ -249,14 +251,11 @@ def figure(runs, path):
             ratios = [[math.log(a / b) for a, b in zip(h, g[1]["series"])] for h, g in zip(H, runs["none"])]
             axes[1].plot([math.exp(x) for x in smooth(mean(ratios))], **style)
         for ax, key in ((axes[2], "eval/greedy_acc"), (axes[3], k)):
-            ax.plot([r["step"] for r in evals[0]], mean([[r[key] for r in e] for e in evals]), marker="o", ms=3, **style)
+            ax.plot([r["step"] for r in evals[0]], mean([[r[key] for r in e] for e in evals]), marker=".", **style)
     titles = ("policy entropy, nats per token", "entropy / plain GRPO's, same seed", "held-out greedy accuracy",
               f"held-out pass@{k.split('@')[1]}")
-    for ax, title in zip(axes, titles):
-        ax.set_title(f"{title} (mean of {len(v)} seeds)", fontsize=9)
-        ax.set_xlabel("RL step")
-    axes[0].set_yscale("log")
-    axes[1].set_yscale("log")
+    for ax, title, scale in zip(axes, titles, ("log", "log", "linear", "linear")):
+        ax.set(title=f"{title} (mean of {len(v)} seeds)", xlabel="RL step", yscale=scale)
     fig.legend(*axes[0].get_legend_handles_labels(), loc="center right", fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0, 0.9, 1))
     fig.savefig(path, dpi=110)
