@@ -1,6 +1,7 @@
 """The entropy lab: its task (generation, teacher, a held-out split disjoint from training) and the claim
 criteria, each on synthetic metric series: a series with the claimed shape passes, one without fails."""
 import itertools
+import json
 import math
 import random
 import re
@@ -172,3 +173,19 @@ def test_covariance_claim_pools_the_policy_gradient_configs_and_needs_a_real_cor
     assert verdicts(good)[key] and verdicts({**good, "entropy_bonus_large": bonus})[key]
     noisy = {"none": [summ(0.2, s) for s in range(3)], "kl_cov": [summ(0.2, s + 3) for s in range(3)]}
     assert not verdicts(noisy)[key]
+
+
+def test_report_compares_only_the_seeds_every_config_has_finished(tmp_path):
+    """Mid-sweep, configs have finished different seeds; claims compare configs seed by seed, so load keeps
+    the seeds all of them have (here seed 1 only), never pairing one config's seed 0 with another's seed 1."""
+    import yaml
+    for name, seed in (("none", 0), ("none", 1), ("clip_cov", 1), ("clip_cov", 2)):
+        d = tmp_path / f"{name}_s{seed}"
+        d.mkdir()
+        (d / "config.yaml").write_text(yaml.safe_dump({"num_steps": 60}))
+        rows = fake_run(decay(1.0, 0.3 * (seed + 1), seed=seed), seed=seed)
+        (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    runs = lab.load(str(tmp_path))
+    assert {name: [seed for seed, _, _ in v] for name, v in runs.items()} == {"clip_cov": [1], "none": [1]}
+    (tmp_path / "none_s1" / "metrics.jsonl").write_text('{"step": 0}\n')   # unfinished: no seed in common
+    assert lab.load(str(tmp_path)) == {}
