@@ -54,8 +54,7 @@ dist.print0(to_yaml(cfg))
 if master:
     with open(os.path.join(cfg.out_dir, "config.yaml"), "w") as f:
         f.write(to_yaml(cfg))
-dist.print0(f"data: {len(train_set)} train / {len(held_out)} held-out problems, {n_skipped} rows skipped "
-            f"(no question or no answer)")
+dist.print0(f"data: {len(train_set)} train / {len(held_out)} held-out, {n_skipped} rows skipped (no question/answer)")
 dtype, dtype_reason = compute_dtype(cfg, device)
 autocast = torch.autocast(device.type, dtype=dtype) if dtype != torch.float32 else nullcontext()
 dist.print0(f"device {device}, world size {world_size}, compute dtype {dtype} ({dtype_reason})")

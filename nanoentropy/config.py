@@ -179,9 +179,9 @@ def validate(cfg: Config):
         need(getattr(cfg, key) >= 0, key, ">= 0")
     need(cfg.group_size >= 2, "group_size", ">= 2 (a group of 1 has no baseline: every advantage is 0)")
     need(cfg.sum_operands >= 2, "sum_operands", ">= 2")
-    need(0 <= cfg.clip_low < 1, "clip_low", "in [0, 1)")
+    for key in ("clip_low", "sft_noise", "fec_eps_std"):
+        need(0 <= getattr(cfg, key) < 1, key, "in [0, 1)")
     need(cfg.dual_clip == 0 or cfg.dual_clip > 1, "dual_clip", "0 (off) or > 1")
-    need(0 <= cfg.sft_noise < 1, "sft_noise", "in [0, 1)")
     need(set(cfg.arith_ops) <= set("+-*/") and cfg.arith_ops, "arith_ops", "a non-empty subset of '+-*/'")
     need(cfg.task in ("arith", "sum") or cfg.data_path, "data_path", f"set for task '{cfg.task}'")
     need(cfg.task in ("arith", "sum") or cfg.model_name_or_path != "tiny" or cfg.sft_steps == 0, "task",
@@ -198,7 +198,6 @@ def validate(cfg: Config):
         need(0 <= getattr(cfg, key) <= 1, key, "in [0, 1]")
     need(cfg.clip_cov_lb < cfg.clip_cov_ub, "clip_cov_lb", f"< clip_cov_ub = {cfg.clip_cov_ub}")
     need(cfg.fec_clip_min <= cfg.fec_clip_max, "fec_clip_min", f"<= fec_clip_max = {cfg.fec_clip_max}")
-    need(0 <= cfg.fec_eps_std < 1, "fec_eps_std", "in [0, 1)")
     need(0 < cfg.fec_phase_split < 1, "fec_phase_split", "in (0, 1)")
     need(cfg.fec_upper_slope < 1, "fec_upper_slope", "< 1 (else H(p) divides by 1 - a_u p <= 0)")
     need(cfg.fec_lower_slope > -1, "fec_lower_slope", "> -1 (else M(p) divides by 1 + a_l p <= 0)")

@@ -39,11 +39,10 @@ def entropy_diagnostics(old_logp, entropy, adv, mask, clipped, gather=lambda x: 
     lp, H = gather(old_logp[sel]), gather(entropy[sel])                               # (N,), (N,)
     A = gather(adv[:, None].expand_as(mask)[sel])                                       # (N,)
     clip = gather(clipped[sel].float())                                                 # (N,)
-    out = {}
     if lp.numel() == 0:
-        return out
+        return {}
     cov = (lp - lp.mean()) * (A - A.mean())                                             # (N,) token covariance
-    out["diag/cov"] = cov.mean().item()
+    out = {"diag/cov": cov.mean().item()}
     # Theorems 1 and 2 of Cui et al. predict the entropy change of one state s from a covariance over a ~ pi(.|s):
     #   Thm 2 (natural PG):  dH(s) ~ -Cov(log pi(a), A(a))          Thm 1 (softmax PG): -Cov(log pi(a), pi(a) A(a))
     # Since E_a[log pi(a)] = -H(s), each token is a one-sample estimate of its position's covariance, without

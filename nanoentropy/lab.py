@@ -205,13 +205,13 @@ def claims(runs):
 # the report: tables, claims, figure
 
 
-def load(out):
-    """{config: [(seed, summary, rows)]} of the finished runs in out, seeds ascending."""
+def load(out, seeds):
+    """{config: [(seed, summary, rows)]} of the finished runs in out with a seed in seeds, seeds ascending."""
     runs = {}
     for d in sorted(glob.glob(os.path.join(out, "*_s*"))):
-        if finished(d):
+        name, seed = re.fullmatch(r"(.+)_s(\d+)", os.path.basename(d)).groups()
+        if finished(d) and int(seed) in seeds:
             rows = read_rows(d)
-            name, seed = re.fullmatch(r"(.+)_s(\d+)", os.path.basename(d)).groups()
             cfg = yaml.safe_load(open(os.path.join(d, "config.yaml")))
             runs.setdefault(name, []).append((int(seed), summarize(rows, cfg), rows))
     common = set.intersection(*({seed for seed, _, _ in v} for v in runs.values())) if runs else set()
@@ -264,14 +264,14 @@ def figure(runs, path):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Run the entropy lab (configs/lab_*.yaml x seeds) and report its claims.")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="RL seeds to run every lab config with")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="RL seeds to run (and report on)")
     ap.add_argument("--jobs", type=int, default=2, help="runs at a time, one thread each")
     ap.add_argument("--out", default="out/lab", help="where the runs are written and read")
     ap.add_argument("--fig", default="docs/lab.png", help="the figure ('' = none; needs the plot extra)")
     ap.add_argument("--report", action="store_true", help="run nothing: report on the finished runs in --out")
     args = ap.parse_args(argv)
     failed = [] if args.report else run_lab(args.out, args.seeds, args.jobs)
-    runs = load(args.out)
+    runs = load(args.out, args.seeds)
     if not runs:
         print(f"error: no finished lab runs in {args.out}", file=sys.stderr)
         return 2

@@ -100,10 +100,19 @@ def gguf_to_folder(cfg):
         del model.config.quantization_config   # model marked as GGUF-quantized: drop the marks
         # eos = pad = the config's EOS, as the chat template ends turns (5.23 read SmolLM2's eos as <|im_start|>)
         tokenizer.eos_token = tokenizer.pad_token = tokenizer.convert_ids_to_tokens(model.config.eos_token_id)
-        model.save_pretrained(path + ".tmp")   # a temporary name, then rename: never a half-written folder
-        tokenizer.save_pretrained(path + ".tmp")
-        os.replace(path + ".tmp", path)
+        save_folder(model, tokenizer, path)
     return path
+
+
+def save_folder(model, tokenizer, path):
+    """Save to a per-process temporary name, then rename: never half-written; of concurrent builders, the first wins."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    try:
+        os.replace(tmp, path)
+    except OSError:          # another run's copy is in place (a folder is renamed only onto an empty one)
+        shutil.rmtree(tmp)
 
 
 def prepare_policy(model, cfg):
@@ -309,12 +318,7 @@ def warm_start(model, tokenizer, examples, cfg, device, master=True):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-    # write to a temporary name and rename: a crash never leaves a half-written base
     if master:
-        tmp = path + ".tmp"
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        shutil.rmtree(path, ignore_errors=True)  # a leftover without model.safetensors
-        os.replace(tmp, path)
+        save_folder(model, tokenizer, path)
         print(f"warm start: saved base to {path}")
     return model, path

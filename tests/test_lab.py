@@ -185,7 +185,8 @@ def test_report_compares_only_the_seeds_every_config_has_finished(tmp_path):
         (d / "config.yaml").write_text(yaml.safe_dump({"num_steps": 60}))
         rows = fake_run(decay(1.0, 0.3 * (seed + 1), seed=seed), seed=seed)
         (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    runs = lab.load(str(tmp_path))
+    runs = lab.load(str(tmp_path), seeds=[0, 1, 2])
     assert {name: [seed for seed, _, _ in v] for name, v in runs.items()} == {"clip_cov": [1], "none": [1]}
+    assert lab.load(str(tmp_path), seeds=[0, 2]) == {}                  # --seeds picks what is reported
     (tmp_path / "none_s1" / "metrics.jsonl").write_text('{"step": 0}\n')   # unfinished: no seed in common
-    assert lab.load(str(tmp_path)) == {}
+    assert lab.load(str(tmp_path), seeds=[0, 1, 2]) == {}

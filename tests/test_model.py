@@ -1,5 +1,7 @@
 """The tiny model and its tokenizer round-trip through save_pretrained / from_pretrained, and the
 chunked log-prob + entropy matches the naive full-logits computation (values and gradients)."""
+import os
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -178,3 +180,26 @@ def test_checkpoint_keeps_the_generation_config_the_model_came_with(tmp_path):
     saved = json.load(open(tmp_path / "ckpt" / "generation_config.json"))
     assert (saved["top_k"], saved["top_p"], saved["temperature"], saved["repetition_penalty"]) == (20, 0.8, 0.7, 1.05)
     assert dist.finish_checkpoint(str(tmp_path / "ckpt")) == {"step": 1}   # and its trainer state
+
+
+def test_save_folder_is_atomic_and_the_first_of_concurrent_builders_wins(tmp_path):
+    """Runs started together (torchrun ranks, the lab's jobs) each convert the same GGUF file into the same
+    cache folder: the second rename must not fail (it did: 'No such file or directory' from a shared
+    path.tmp), and the folder in place stays whole, with no temporary folder left behind."""
+    from multiprocessing import get_context
+    from nanoentropy.model import save_folder
+    tok = build_char_tokenizer()
+    model = build_tiny_model(Config(), tok)
+    path = str(tmp_path / "base")
+    ctx = get_context("fork")
+    procs = [ctx.Process(target=save_folder, args=(model, tok, path)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    assert sorted(os.listdir(tmp_path)) == ["base"]
+    save_folder(model, tok, path)                        # once more, in place already: keeps it, no error
+    assert sorted(os.listdir(tmp_path)) == ["base"]
+    again = load_policy(Config(model_name_or_path=path), torch.device("cpu"))[0]
+    assert torch.equal(again.model.embed_tokens.weight, model.model.embed_tokens.weight)
