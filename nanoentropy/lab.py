@@ -215,7 +215,7 @@ def load(out, seeds):
             cfg = yaml.safe_load(open(os.path.join(d, "config.yaml")))
             runs.setdefault(name, []).append((int(seed), summarize(rows, cfg), rows))
     common = set.intersection(*({seed for seed, _, _ in v} for v in runs.values())) if runs else set()
-    print(f"compared: the seeds every config has finished, {sorted(common)}", file=sys.stderr)  # seed by seed
+    print(f"seeds every config has finished (compared seed by seed): {sorted(common) or 'none'}", file=sys.stderr)
     return {name: sorted((x for x in v if x[0] in common), key=lambda x: x[0]) for name, v in sorted(runs.items())
             if common}
 
