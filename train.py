@@ -100,7 +100,7 @@ metrics_path, samples_path = os.path.join(cfg.out_dir, "metrics.jsonl"), os.path
 for path in (metrics_path, samples_path) if master else ():   # keep the logs consistent with the restart step
     old = [l for l in open(path)] if start_step and os.path.exists(path) else []
     with open(path, "w") as f:
-        f.writelines(l for l in old if json.loads(l)["step"] < start_step)
+        f.writelines(l for l in old if json.loads(l)["step"] < start_step or start_step >= cfg.num_steps)
 
 # -----------------------------------------------------------------------------
 # helpers used only here

@@ -141,6 +141,7 @@ def runs(tmp_path_factory):
         ("kill_published", [*CHAIN, "--resume=true"], "chain", {"point": "published", "at": 4}),
         ("disk_full", [*CHAIN, "--resume=true"], "chain", {"point": "full", "at": 5}),
         ("resumed", [*CHAIN, "--resume=true"], "chain", {}),
+        ("resumed_finished", [*CHAIN, "--resume=true"], "chain", {}),   # nothing left to run: logs kept whole
         ("changed_lr", [*CHAIN, "--resume=true", "--lr=2e-4"], "chain_lr", {"copy": [f"{t}/chain", f"{t}/chain_lr"]}),
         ("changed_strategy", [*CHAIN, "--resume=true", "--entropy_strategy=clip_higher"], "chain", {}),
         ("no_ckpt", ["--resume=true"], "no_ckpt", {}),
@@ -214,7 +215,8 @@ def test_resume_after_a_kill_at_every_point_of_a_save(runs):
     ckpt; --resume=true then started over at step 0, emptied metrics.jsonl and deleted both. Now one run
     dies at each point of a save in turn (ckpt.tmp half written; complete; after ckpt -> ckpt.old; after
     ckpt.tmp -> ckpt, with ckpt.old half deleted), then the disk fills up during a save, and each next run
-    resumes: metrics, samples and weights equal an uninterrupted run's, with no duplicate eval rows."""
+    resumes: metrics, samples and weights equal an uninterrupted run's, with no duplicate eval rows. Resuming
+    the finished run once more changes nothing (it used to drop the final eval's row)."""
     res, t = runs
     expect = {"kill_write": ({"ckpt", "ckpt.tmp"}, {"ckpt.old"}), "kill_marked": ({"ckpt", "ckpt.tmp"}, {"ckpt.old"}),
               "kill_renamed": ({"ckpt.old", "ckpt.tmp"}, {"ckpt"}), "kill_published": ({"ckpt", "ckpt.old"}, {"ckpt.tmp"}),
@@ -224,8 +226,9 @@ def test_resume_after_a_kill_at_every_point_of_a_save(runs):
         assert res[name]["code"] == {"disk_full": 1, "resumed": 0}.get(name, 9), res[name]["err"][-2000:]
     assert res["disk_full"]["err"].strip().splitlines()[-1] == \
         "error: no space left on device while saving the checkpoint; the previous checkpoint is intact"
-    for name in ("kill_marked", "kill_renamed", "kill_published", "disk_full", "resumed"):
+    for name in ("kill_marked", "kill_renamed", "kill_published", "disk_full", "resumed", "resumed_finished"):
         assert "resumed from" in res[name]["out"], name
+    ok(res["resumed_finished"])
     full, chain = metrics(t / "full"), metrics(t / "chain")
     assert [r["step"] for r in chain] == [0, 1, 2, 3, 4, 5] and [r["step"] for r in full] == [0, 1, 2, 3, 4, 5]
     assert [("eval/greedy_acc" in r) for r in chain] == [True, False, True, False, True, True]
