@@ -254,8 +254,8 @@ def figure(runs, path):
             ax.plot([r["step"] for r in evals[0]], mean([[r[key] for r in e] for e in evals]), marker=".", **style)
     titles = ("policy entropy, nats per token", "entropy / GRPO's, same seed (cut at 4x)",
               "held-out greedy accuracy", f"held-out pass@{k.split('@')[1]}")
-    for ax, title, scale, lim in zip(axes, titles, ("log", "log", "linear", "linear"), (None, (0.7, 4), None, None)):
-        ax.set(title=f"{title}, mean of {len(v)} seeds", xlabel="RL step", yscale=scale, ylim=lim)
+    for ax, title, scale, lim in zip(axes, titles, ("log", "log", "linear", "linear"), (None, (0.5, 4), None, None)):
+        ax.set(title=f"{title}, mean of {len(v)} seed{'s' * (len(v) > 1)}", xlabel="RL step", yscale=scale, ylim=lim)
     fig.legend(*axes[0].get_legend_handles_labels(), loc="center right", fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0, 0.9, 1))
     fig.savefig(path, dpi=110)
