@@ -145,10 +145,10 @@ def minibatch(m, n_rows):
 
 
 def forward(net, mb):
-    """(logp, entropy), each (B, T) fp32, of the completion tokens under net."""
+    """(logp, entropy), each (B, T) fp32, under net; each prompt runs once for its G / M samples (see minibatch)."""
     with autocast:
         return policy_logp_entropy(net, mb["prompt_ids"], mb["prompt_mask"], mb["completion_ids"], mb["mask"],
-                                   cfg.temperature, cfg.logits_chunk, cfg.group_size)
+                                   cfg.temperature, cfg.logits_chunk, cfg.group_size // cfg.num_minibatches)
 
 
 @torch.no_grad()
