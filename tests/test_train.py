@@ -91,6 +91,9 @@ for run in json.load(open(sys.argv[1])):
         for fd, ext in ((1, "out"), (2, "err")):
             os.dup2(os.open(f"{run['log']}.{ext}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
         arm(run.get("point"), run.get("at"))
+        copies = []   # KV-cache copies of the training forward's prompt pass (one per shared-prompt forward)
+        repeat = transformers.DynamicCache.batch_repeat_interleave
+        transformers.DynamicCache.batch_repeat_interleave = lambda cache, n: copies.append(n) or repeat(cache, n)
         sys.argv = ["train.py", *run["argv"]]
         code = 0
         try:
@@ -102,6 +105,8 @@ for run in json.load(open(sys.argv[1])):
         except BaseException:
             traceback.print_exc()
             code = 1
+        with open(f"{run['log']}.copies", "w") as f:
+            json.dump(copies, f)
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
@@ -337,25 +342,13 @@ def test_smollm2_gguf_real_tokenizer_and_chat_template(tmp_path):
     assert AutoTokenizer.from_pretrained(f"{tmp_path}/run/ckpt").eos_token == "<|im_end|>"
 
 
-def test_training_forward_runs_each_prompt_once_per_micro_batch(tmp_path):
+def test_training_forward_runs_each_prompt_once_per_micro_batch(runs):
     """Regression: a mini-batch holds G / M consecutive samples of each prompt (train.minibatch), and train.py
     told policy_logp_entropy the group was G, so its shared-prompt forward never ran (0 of 12 forwards in two
-    steps: every prompt re-run on every row). Counts the KV-cache copies of the prompt pass in a real run."""
-    script = f"""
-import runpy, sys
-from transformers import DynamicCache
-copies = []
-repeat = DynamicCache.batch_repeat_interleave
-DynamicCache.batch_repeat_interleave = lambda cache, n: copies.append(n) or repeat(cache, n)
-sys.argv = ["train.py", "--config", "configs/tiny.yaml", *{SMALL!r}, "--num_steps=2", "--eval_every=0",
-            "--out_dir={tmp_path}/run", "--base_cache_dir={tmp_path}/base"]
-runpy.run_path("train.py", run_name="__main__")
-print("copies", copies)
-"""
-    p = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=600,
-                       env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT})
-    assert p.returncode == 0, p.stderr[-3000:]
-    copies = json.loads(p.stdout.strip().splitlines()[-1].split(" ", 1)[1])
+    steps: every prompt re-run on every row). The smoke run counts the KV-cache copies of the prompt pass."""
+    res, t = runs
+    ok(res["smoke"])
+    copies = json.loads((t / "smoke.copies").read_text())
     # per step, M = 2 mini-batches of 8 rows, one micro-batch each: the old log-probs (2 forwards), the 2 updates,
     # the entropy after the update (2): 6 forwards, each with G / M = 4 / 2 samples of a prompt
     assert copies == [2] * 12
