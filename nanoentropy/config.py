@@ -62,6 +62,7 @@ class Config:
     lr: float = 1e-4                    # AdamW learning rate (tiny: 3e-4 destabilises the policy, 1e-4 climbs)
     warmup_steps: int = 5               # linear lr warmup, in optimizer steps
     weight_decay: float = 0.0           # AdamW weight decay
+    adam_beta1: float = 0.9             # AdamW momentum (0: each step moves by its own mini-batch's gradient alone)
     grad_clip: float = 1.0              # max global grad norm (0 = off)
     num_minibatches: int = 4            # optimizer steps per pass over the rollout batch (>1 so the ratio leaves 1)
     num_epochs: int = 1                 # passes over the rollout batch (PPO's epochs): more off-policy, more clipping
@@ -179,7 +180,7 @@ def validate(cfg: Config):
         need(getattr(cfg, key) >= 0, key, ">= 0")
     need(cfg.group_size >= 2, "group_size", ">= 2 (a group of 1 has no baseline: every advantage is 0)")
     need(cfg.sum_operands >= 2, "sum_operands", ">= 2")
-    for key in ("clip_low", "sft_noise", "fec_eps_std"):
+    for key in ("clip_low", "sft_noise", "fec_eps_std", "adam_beta1"):
         need(0 <= getattr(cfg, key) < 1, key, "in [0, 1)")
     need(cfg.dual_clip == 0 or cfg.dual_clip > 1, "dual_clip", "0 (off) or > 1")
     need(set(cfg.arith_ops) <= set("+-*/") and cfg.arith_ops, "arith_ops", "a non-empty subset of '+-*/'")

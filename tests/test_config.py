@@ -37,6 +37,7 @@ def test_bool_parsing_is_explicit():
     (["--clip_high=nan"], "'clip_high' = nan: must be a finite number"),
     (["--fec_upper_intercept=-inf"], "'fec_upper_intercept' = -inf: must be a finite number"),
     (["--threads=-1"], "'threads' = -1: must be >= 0"),
+    (["--adam_beta1=1"], "'adam_beta1' = 1.0: must be in [0, 1)"),   # Adam divides by 1 - beta1^t = 0
     (["--prompt_template=What is it?"], "'prompt_template' = 'What is it?': must be empty"),   # no {question}
     (["--prompt_template={question} in \\boxed{}"], "'prompt_template'"),   # a single brace: str.format would fail
     (["--prompt_template={q}"], "'prompt_template'"),
