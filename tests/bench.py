@@ -264,8 +264,8 @@ def bench_step(num_steps, sft_steps):
     (~1.9 nats, reward ~0), so rows tend to run to max_new_tokens, the rollout's worst case."""
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "train.py", "--config", "configs/tiny.yaml", f"--num_steps={num_steps}",
-               f"--sft_steps={sft_steps}", "--eval_every=0", "--eval_size=16", "--save_every=0", "--log_samples_every=0",
-               f"--out_dir={tmp}/run", f"--base_cache_dir={tmp}/base"]
+               f"--sft_steps={sft_steps}", "--eval_every=0", "--eval_size=16", "--save_every=0",
+               "--log_samples_every=0", f"--out_dir={tmp}/run", f"--base_cache_dir={tmp}/base"]
         p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
         assert p.returncode == 0, f"train.py failed:\n{p.stdout[-2000:]}\n{p.stderr[-3000:]}"
         steps = [r for r in map(json.loads, open(f"{tmp}/run/metrics.jsonl")) if "time/step_s" in r][1:]
