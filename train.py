@@ -174,21 +174,21 @@ def evaluate(step):
     As in the training rollout, each problem's samples come from its own generator, seeded by (seed, step,
     its place in held_out), so the sampled metrics are the same draws on 1 GPU or 8 (tests/test_dist.py)."""
     shard = held_out[rank::world_size]                   # shard[j] is held_out[rank + j * world_size]
-    greedy, mean_k, pass_k = 0.0, 0.0, 0.0
+    sums = torch.zeros(3, dtype=torch.float64)          # greedy, mean@k and pass@k summed over the shard's problems
     for i in range(0, len(shard), 64):
         chunk = shard[i:i + 64]
         gens = [stream(cfg.seed, step, -1 - rank - j * world_size)   # negative: never a training prompt's
                 for j in range(i, i + len(chunk))]
         _, texts = rollout(chunk, 1, 0.0, gens)          # greedy draws nothing
-        greedy += sum(batch_reward(texts, [p["truth"] for p in chunk])[0])
+        sums[0] += sum(batch_reward(texts, [p["truth"] for p in chunk])[0])
         _, texts = rollout(chunk, cfg.eval_k, cfg.temperature, gens)
         r = torch.tensor(batch_reward(texts, [p["truth"] for p in chunk for _ in range(cfg.eval_k)])[0])
         r = r.view(len(chunk), cfg.eval_k)
-        mean_k += r.mean(1).sum().item()
-        pass_k += (r.max(1).values > 0).sum().item()
+        sums[1] += r.mean(1).sum().item()
+        sums[2] += (r.max(1).values > 0).sum().item()
     n = dist.all_reduce_sum(float(len(shard)))
-    return {"eval/greedy_acc": dist.all_reduce_sum(greedy) / n, f"eval/mean@{cfg.eval_k}": dist.all_reduce_sum(mean_k) / n,
-            f"eval/pass@{cfg.eval_k}": dist.all_reduce_sum(pass_k) / n}
+    greedy, mean_k, pass_k = (dist.all_reduce_sum(x.item()) / n for x in sums)
+    return {"eval/greedy_acc": greedy, f"eval/mean@{cfg.eval_k}": mean_k, f"eval/pass@{cfg.eval_k}": pass_k}
 
 
 def log(metrics):

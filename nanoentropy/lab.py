@@ -114,10 +114,9 @@ def legs(xs, move):
     """The shape of a curve as its monotone legs, [("up" | "down", size), ...], ignoring every wiggle smaller
     than `move` (a zigzag filter): a leg ends only where the curve turns back by at least `move`."""
     out, direction = [], None
-    lo, hi = xs[0], xs[0]                      # start and extreme are set with the first leg's direction
-    for x in xs[1:]:
-        if direction is None:                    # no leg yet: wait for a move of `move` either way
-            lo, hi = min(lo, x), max(hi, x)
+    for i, x in enumerate(xs[1:], 1):
+        if direction is None:                    # no leg yet: wait for a move of `move` out of the range so far
+            lo, hi = min(xs[:i + 1]), max(xs[:i + 1])
             if x - lo >= move:
                 direction, start, extreme = "up", lo, x
             elif hi - x >= move:

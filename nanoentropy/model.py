@@ -99,7 +99,7 @@ def gguf_to_folder(cfg):
         model.hf_quantizer = None              # plain fp32 weights by now, but save_pretrained refuses a
         del model.config.quantization_config   # model marked as GGUF-quantized: drop the marks
         eos = tokenizer.convert_ids_to_tokens(model.config.eos_token_id)   # ends a turn of the chat template
-        tokenizer.eos_token, tokenizer.pad_token = eos, eos   # (5.23 read SmolLM2's eos as <|im_start|>, no pad)
+        tokenizer.add_special_tokens({"eos_token": eos, "pad_token": eos})   # (5.23 read <|im_start|>, no pad)
         save_folder(model, tokenizer, path)
     return path
 
